@@ -11,6 +11,7 @@ import typer
 
 from xlir.data.cli import app as data_app
 from xlir.errors import XlirError
+from xlir.evaluation.cli import evaluate_command
 from xlir.models.cli import app as model_app
 
 app = typer.Typer(
@@ -22,26 +23,16 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data", help="Inspect and fetch the named datasets.")
 app.add_typer(model_app, name="model", help="Prepare base encoders and embed text.")
+app.command("evaluate")(evaluate_command)
 
 
 def main() -> None:
     """Entry point: user errors print one clear line and exit 2; bugs keep their traceback."""
     try:
-        app(standalone_mode=False)
+        app()
     except XlirError as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         sys.exit(2)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        sys.exit(1)
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
 
 
 if __name__ == "__main__":
