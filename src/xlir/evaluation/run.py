@@ -43,17 +43,17 @@ def _dense_scorer(cfg: EvalConfig, task: RetrievalTask, info: dict):
 
     fingerprint = model_fingerprint(cfg.model)
     model = load_encoder(cfg.model, max_seq_length=cfg.max_seq_length)
-    t0 = time.perf_counter()
-    cand_texts = task.candidate_texts(cfg.candidate_text)
-    cands, cached_c = encode_cached(model, fingerprint, cand_texts, "document", batch_size=cfg.batch_size, max_seq_length=cfg.max_seq_length)
-    queries, cached_q = encode_cached(model, fingerprint, task.queries["question"].tolist(), "query", batch_size=cfg.batch_size, max_seq_length=cfg.max_seq_length)
+    kw = dict(batch_size=cfg.batch_size, max_seq_length=cfg.max_seq_length)
+    cands = encode_cached(model, fingerprint, task.candidate_texts(cfg.candidate_text), "document", **kw)
+    queries = encode_cached(model, fingerprint, task.queries["question"].tolist(), "query", **kw)
     info.update(
         model_fingerprint=fingerprint,
-        encode_seconds=time.perf_counter() - t0,
-        embeddings_cached=bool(cached_c and cached_q),
-        embedding_dim=int(cands.shape[1]),
+        encode_seconds=cands.seconds + queries.seconds,
+        embeddings_cached=cands.cached and queries.cached,
+        embedding_dim=int(cands.embeddings.shape[1]),
     )
-    return lambda a, b: faiss.pairwise_distances(queries[a:b], cands, faiss.METRIC_INNER_PRODUCT)
+    q, c = queries.embeddings, cands.embeddings
+    return lambda a, b: faiss.pairwise_distances(q[a:b], c, faiss.METRIC_INNER_PRODUCT)
 
 
 def _bm25_scorer(cfg: EvalConfig, task: RetrievalTask, info: dict):
