@@ -195,6 +195,7 @@ def test_hub_unreachable_is_a_clear_error(monkeypatch):
         raise ConnectionError("no route to host")
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)
     with pytest.raises(ModelSpecError, match="the hub is unreachable"):
         load_encoder("intfloat/multilingual-e5-small")

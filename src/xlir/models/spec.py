@@ -112,7 +112,7 @@ def _hub_folder(repo_id: str) -> Path:
     except RepositoryNotFoundError:
         raise ModelSpecError(f"no model {repo_id!r} on the Hugging Face hub; {_INSTEAD}") from None
     except Exception as e:  # connection errors, offline mode, cache misses
-        why = "HF_HUB_OFFLINE is set" if offline else f"the hub is unreachable ({type(e).__name__})"
+        why = "offline mode is on (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE)" if offline else f"the hub is unreachable ({type(e).__name__})"
         raise ModelSpecError(
             f"cannot get {repo_id!r} from the Hugging Face hub: {why} and it is not in the local "
             f"Hugging Face cache; {_INSTEAD}"
