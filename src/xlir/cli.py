@@ -13,6 +13,7 @@ from xlir.data.cli import app as data_app
 from xlir.errors import XlirError
 from xlir.evaluation.cli import evaluate_command
 from xlir.models.cli import app as model_app
+from xlir.training.cli import train_command
 from xlir.validation.cli import ingest_command, validate_command
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app.add_typer(data_app, name="data", help="Inspect and fetch the named datasets.
 app.add_typer(model_app, name="model", help="Prepare base encoders and embed text.")
 app.command("validate")(validate_command)
 app.command("ingest")(ingest_command)
+app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
 
 

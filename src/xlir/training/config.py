@@ -1,0 +1,128 @@
+"""``TrainConfig``: every knob of one fine-tuning run, with its default, bounds and meaning.
+
+One typed object shared by the CLI, the Airflow params and the tests (defaults live here only).
+The paper's hyper-parameters (arXiv 2408.10536): AdamW, lr 3e-5, weight decay 0.01, batch 100 on
+an A100; our CPU default is batch 32 (see docs/METHOD.md section 1 and 5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from xlir.config import DEFAULT_BASE_MODEL
+
+Strategy = Literal["mono", "cross", "hybrid"]
+
+
+class TrainConfig(BaseModel):
+    """One training run: base encoder, data, batch strategy, optimiser and bookkeeping."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # 1. model
+    base_model: str = Field(DEFAULT_BASE_MODEL, min_length=1, description="encoder spec to start from (xlir.models)")
+    max_seq_length: int = Field(128, ge=8, le=512, description="tokens per text in training")
+    freeze_word_embeddings: bool | None = Field(
+        None,
+        description="freeze the word-embedding matrix (96M of the bundled encoder's 118M parameters); "
+        "None = on for CPU, off on a GPU",
+    )
+
+    # 2. data
+    train_datasets: list[str] = Field(
+        default_factory=lambda: ["mlqa-r"],
+        min_length=1,
+        description="named datasets (mlqa-r, xquad-r, dream[:split]) or paths to JSONL/Parquet files in the "
+        "canonical question columns; each batch comes from one of them, chosen in proportion to its size",
+    )
+    languages: list[str] | None = Field(
+        None, description="keep only these languages of the training data (None = all)"
+    )
+    validation_fraction: float = Field(
+        0.05, ge=0.0, le=0.5, description="share of parallel ids held out for validation loss (0 = none)"
+    )
+
+    # 3. batches
+    strategy: Strategy = Field("hybrid", description="batch strategy: mono, cross, or hybrid")
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="hybrid: probability that a batch is monolingual")
+    batch_size: int = Field(32, ge=2, le=4096, description="triplets per batch (in-batch negatives)")
+    mini_batch_size: int | None = Field(
+        None, ge=1, le=4096, description="GradCache mini-batch (CachedMultipleNegativesRankingLoss); None = plain MNRL"
+    )
+
+    # 4. optimiser and loss
+    steps: int = Field(100, ge=1, le=10_000_000, description="optimizer steps (batches)")
+    lr: float = Field(3e-5, gt=0.0, le=1.0, description="AdamW peak learning rate")
+    weight_decay: float = Field(0.01, ge=0.0, le=1.0, description="AdamW weight decay")
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="share of steps with linear warm-up")
+    scale: float = Field(20.0, gt=0.0, le=1000.0, description="similarity scale of the loss (1 / temperature)")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seed of data split, negatives, batches and weights")
+
+    # 5. bookkeeping
+    output_dir: Path | None = Field(
+        None, description="run folder (default: under the xlir cache, named by the config's hash)"
+    )
+    checkpoint_every: int = Field(50, ge=1, description="save a resumable checkpoint every K steps")
+    keep_checkpoints: int = Field(2, ge=1, le=100, description="checkpoints kept on disk")
+    eval_every: int | None = Field(
+        None, ge=1, description="validation loss every K steps (None = at each checkpoint)"
+    )
+    early_stopping_patience: int | None = Field(
+        None,
+        ge=1,
+        description="stop after this many validations without improvement and keep the best checkpoint "
+        "(None = no early stopping)",
+    )
+    resume: bool = Field(True, description="continue from the last checkpoint in output_dir when there is one")
+    log_every: int = Field(1, ge=1, description="log the training loss every K steps")
+
+    @field_validator("train_datasets", "languages", mode="before")
+    @classmethod
+    def _split_commas(cls, v):
+        if isinstance(v, str):
+            v = [v]
+        if isinstance(v, (list, tuple)):
+            out = [part.strip() for item in v for part in str(item).split(",") if part.strip()]
+            return out
+        return v
+
+    @field_validator("train_datasets")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dup = sorted({x for x in v if v.count(x) > 1})
+        if dup:
+            raise ValueError(f"listed twice: {dup}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.mini_batch_size is not None and self.mini_batch_size > self.batch_size:
+            raise ValueError(f"mini_batch_size ({self.mini_batch_size}) exceeds batch_size ({self.batch_size})")
+        if self.early_stopping_patience is not None:
+            if self.validation_fraction == 0:
+                raise ValueError("early stopping needs a validation split: set validation_fraction > 0")
+            if self.checkpoint_every % self.validation_every != 0:
+                raise ValueError(
+                    f"with early stopping, checkpoint_every ({self.checkpoint_every}) must be a multiple of "
+                    f"eval_every ({self.validation_every}) so the best validation step has a checkpoint"
+                )
+        return self
+
+    @property
+    def validation_every(self) -> int:
+        return self.eval_every or self.checkpoint_every
+
+    def hyperparameters(self) -> dict:
+        """Everything that shapes the trained weights (bookkeeping fields left out), JSON-ready."""
+        skip = {"output_dir", "resume", "keep_checkpoints", "log_every"}
+        return {k: v for k, v in self.model_dump(mode="json").items() if k not in skip}
+
+    def run_id(self) -> str:
+        """A short stable hash of the hyper-parameters: the default run folder's name."""
+        blob = json.dumps(self.hyperparameters(), sort_keys=True).encode()
+        return "train-" + hashlib.sha256(blob).hexdigest()[:12]

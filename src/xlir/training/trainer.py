@@ -1,0 +1,433 @@
+"""``train(cfg)``: fine-tune an encoder with mono / cross / hybrid batches.
+
+Reads top to bottom like a sentence-transformers training script:
+1. run folder (resume or start), 2. data, 3. model, 4. loss, 5. arguments, 6. trainer,
+7. train, 8. save and report.
+
+The loss is MultipleNegativesRankingLoss (InfoNCE over cosine similarity with in-batch and one
+hard negative per triplet, scale 20), or its GradCache variant when ``mini_batch_size`` is set.
+Queries get the model's ``query`` prompt and passages its ``document`` prompt, the same strings
+``model.encode(..., prompt_name=...)`` adds in evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from xlir.errors import XlirError
+from xlir.paths import cache_dir
+from xlir.training.config import TrainConfig
+from xlir.training.data import TrainingData, prepare_training_data
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "train_config.json"
+LOG_FILE = "train_log.jsonl"
+RESULT_FILE = "train_result.json"
+MODEL_DIR = "model"
+CHECKPOINT_DIR = "checkpoints"
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass
+class TrainResult:
+    """What a run produced and how it went; ``as_dict()`` is small and JSON-ready (an XCom)."""
+
+    model_dir: str
+    output_dir: str
+    steps: int
+    steps_this_run: int
+    final_loss: float | None
+    validation_loss: float | None
+    best_validation_loss: float | None
+    seconds: float
+    pairs: int
+    pairs_per_second: float
+    device: str
+    resumed_from_step: int | None
+    stopped_early: bool
+    hyperparameters: dict = field(default_factory=dict)
+    data_versions: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_output_dir(cfg: TrainConfig) -> Path:
+    return cache_dir() / "runs" / cfg.run_id()
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint (one with its trainer state written) under ``folder``."""
+    if not folder.is_dir():
+        return None
+    found = sorted(
+        ((int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))),
+        reverse=True,
+    )
+    for _, p in found:
+        if (p / "trainer_state.json").is_file():
+            return p
+    return None
+
+
+def train(cfg: TrainConfig, *, callbacks: list | None = None, show_progress: bool = True) -> TrainResult:
+    """Fine-tune ``cfg.base_model`` and save a sentence-transformers folder at ``output_dir/model``.
+
+    Started again on the same ``output_dir`` (same hyper-parameters), a killed run resumes from its
+    last checkpoint and ends with the same weights as an uninterrupted one; a finished run
+    returns its saved result. ``callbacks`` are extra ``transformers.TrainerCallback``s.
+    """
+    # 1. run folder: resume, finish, or start afresh
+    out = Path(cfg.output_dir or default_output_dir(cfg)).expanduser().resolve()
+    ckpt_dir = out / CHECKPOINT_DIR
+    hyper = cfg.hyperparameters()
+    previous = _read_json(out / CONFIG_FILE)
+    resume_from = None
+    if cfg.resume and previous is not None:
+        _check_same_run(out, previous.get("hyperparameters", {}), hyper)
+        done = _read_json(out / RESULT_FILE)
+        if done is not None and (out / MODEL_DIR / "modules.json").is_file():
+            log.info("%s already holds this finished run; returning its result", out)
+            return TrainResult(**done)
+        resume_from = last_checkpoint(ckpt_dir)
+    if resume_from is None:
+        for stale in (ckpt_dir, out / MODEL_DIR):
+            shutil.rmtree(stale, ignore_errors=True)
+        for stale in (out / LOG_FILE, out / RESULT_FILE):
+            stale.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+    # 2. data: sources, validation split by parallel id, triplets
+    data = prepare_training_data(
+        cfg.train_datasets, seed=cfg.seed, validation_fraction=cfg.validation_fraction, languages=cfg.languages
+    )
+
+    if resume_from is not None and previous.get("data_versions") != data.versions:
+        raise XlirError(
+            f"the training data changed since {out} was started ({previous.get('data_versions')} -> "
+            f"{data.versions}); a resumed run would not match; use another output folder or resume=False"
+        )
+
+    from xlir.training.samplers import HybridBatchSampler
+
+    plan = HybridBatchSampler(  # fails here, before the model loads, when the strategy cannot be met
+        None, cfg.batch_size, table=data.train, strategy=cfg.strategy, alpha=cfg.alpha, seed=cfg.seed
+    )
+    if plan.skipped_sources:
+        log.warning("%s batches cannot come from %s (one language only)", cfg.strategy, plan.skipped_sources)
+
+    # 3. model
+    import torch
+
+    from xlir.models import load_encoder
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    freeze = cfg.freeze_word_embeddings if cfg.freeze_word_embeddings is not None else device == "cpu"
+    model = load_encoder(cfg.base_model, max_seq_length=cfg.max_seq_length)
+    model.model_card_data.local_files_only = True  # never ask the hub while saving
+    frozen = freeze_word_embeddings(model) if freeze else 0
+
+    _write_json(
+        out / CONFIG_FILE,
+        {
+            "config": cfg.model_dump(mode="json"),
+            "hyperparameters": hyper,
+            "data_versions": data.versions,
+            "data_counts": data.counts,
+            "triplets": {"train": len(data.train), "validation": len(data.validation or [])},
+            "languages": data.train.languages,
+            "source_batch_share": dict(zip(data.train.sources, [round(float(p), 6) for p in plan.source_p])),
+            "device": device,
+            "frozen_parameters": frozen,
+            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "prompts": dict(model.prompts),
+            "versions": _library_versions(),
+        },
+    )
+
+    # 4-6. loss, arguments, trainer
+    trainer, sampler_of = build_trainer(cfg, data, model, checkpoint_dir=ckpt_dir, device=device)
+    log_path = out / LOG_FILE
+    start_step = 0
+    if resume_from is not None:
+        start_step = int(_CHECKPOINT.match(resume_from.name).group(1))
+        _truncate_log(log_path, start_step)
+    trainer.add_callback(_JsonlLog(log_path))
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)  # ours shows loss and steps/s without printing dicts
+    trainer.remove_callback(PrinterCallback)
+    if show_progress:
+        trainer.add_callback(_ProgressBar())
+    for cb in callbacks or []:
+        trainer.add_callback(cb)
+
+    # 7. train
+    t0 = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    seconds = time.perf_counter() - t0
+    state = trainer.state
+
+    # 8. save the final (or best, with early stopping) model and the report
+    model_dir = out / MODEL_DIR
+    _save_model(trainer.model, model_dir)
+    sampler = sampler_of()
+    pairs = sum(
+        len(sampler.plan(step % len(sampler), step // len(sampler)).rows)
+        for step in range(start_step, state.global_step)
+    )
+    history = state.log_history
+    losses = [h["loss"] for h in history if "loss" in h]
+    evals = [h["eval_loss"] for h in history if "eval_loss" in h]
+    result = TrainResult(
+        model_dir=str(model_dir),
+        output_dir=str(out),
+        steps=int(state.global_step),
+        steps_this_run=int(state.global_step - start_step),
+        final_loss=float(losses[-1]) if losses else None,
+        validation_loss=float(evals[-1]) if evals else None,
+        best_validation_loss=float(min(evals)) if evals else None,
+        seconds=round(seconds, 3),
+        pairs=int(pairs),
+        pairs_per_second=round(pairs / seconds, 3) if seconds > 0 else 0.0,
+        device=device,
+        resumed_from_step=start_step if resume_from is not None else None,
+        stopped_early=bool(state.global_step < cfg.steps),
+        hyperparameters=hyper,
+        data_versions=data.versions,
+    )
+    _write_json(out / RESULT_FILE, result.as_dict())
+    return result
+
+
+def build_trainer(
+    cfg: TrainConfig,
+    data: TrainingData,
+    model,
+    *,
+    checkpoint_dir: Path,
+    device: str = "cpu",
+    batch_sampler=None,
+    save_checkpoints: bool = True,
+):
+    """A ``SentenceTransformerTrainer`` wired with the strategy's batch sampler.
+
+    Returns ``(trainer, sampler_of)``; ``sampler_of()`` gives the training ``HybridBatchSampler``
+    once the trainer has built it. ``batch_sampler`` replaces it (the benchmark's baseline);
+    ``save_checkpoints=False`` writes nothing (the benchmark's timed runs).
+    """
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MultipleNegativesRankingLoss,
+    )
+    from transformers import EarlyStoppingCallback
+
+    from xlir.training.samplers import BatchSamplerFactory, HybridBatchSampler
+
+    # 4. loss
+    if cfg.mini_batch_size:
+        loss = CachedMultipleNegativesRankingLoss(model, scale=cfg.scale, mini_batch_size=cfg.mini_batch_size)
+    else:
+        loss = MultipleNegativesRankingLoss(model, scale=cfg.scale)
+
+    # datasets hold only the text columns; the sampler holds the metadata
+    train_ds = data.train.to_dataset()
+    val_ds = data.validation.to_dataset() if data.validation is not None and cfg.validation_fraction > 0 else None
+    tables = {id(train_ds): (data.train, {})}
+    if val_ds is not None:
+        tables[id(val_ds)] = (data.validation, {"seed": cfg.seed})  # fixed batches at every validation
+    factory = BatchSamplerFactory(tables, strategy=cfg.strategy, alpha=cfg.alpha)
+
+    def sampler_of():
+        if id(train_ds) in factory.built:
+            return factory.built[id(train_ds)]
+        return HybridBatchSampler(
+            train_ds, cfg.batch_size, seed=cfg.seed, table=data.train, strategy=cfg.strategy, alpha=cfg.alpha
+        )
+
+    # 5. arguments
+    query = model.prompts.get("query", "query: ")
+    document = model.prompts.get("document", "passage: ")
+    cuda = device == "cuda"
+    import torch
+
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    early = cfg.early_stopping_patience is not None and val_ds is not None
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(checkpoint_dir),
+        max_steps=cfg.steps,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        learning_rate=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of max_steps
+        lr_scheduler_type="linear",
+        optim="adamw_torch",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        batch_sampler=batch_sampler or factory,
+        prompts={"anchor": query, "positive": document, "negative": document},
+        save_strategy="steps" if save_checkpoints else "no",
+        save_steps=cfg.checkpoint_every,
+        save_total_limit=cfg.keep_checkpoints,
+        eval_strategy="steps" if val_ds is not None else "no",
+        eval_steps=cfg.validation_every if val_ds is not None else None,
+        load_best_model_at_end=early,
+        metric_for_best_model="eval_loss" if early else None,
+        greater_is_better=False if early else None,
+        restore_callback_states_from_checkpoint=True,
+        logging_steps=cfg.log_every,
+        report_to="none",
+        disable_tqdm=False,
+        use_cpu=not cuda,
+        bf16=bf16,
+        fp16=cuda and not bf16,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=cuda,
+        dataloader_drop_last=False,
+    )
+
+    # 6. trainer
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        loss=loss,
+        callbacks=[EarlyStoppingCallback(cfg.early_stopping_patience)] if early else None,
+    )
+    return trainer, sampler_of
+
+
+def freeze_word_embeddings(model) -> int:
+    """Stop gradients to every word-embedding matrix of ``model``; returns the frozen parameter count."""
+    frozen = 0
+    for module in model.modules():
+        auto = getattr(module, "auto_model", None)
+        if auto is None or not hasattr(auto, "get_input_embeddings"):
+            continue
+        emb = auto.get_input_embeddings()
+        if emb is not None and emb.weight.requires_grad:
+            emb.weight.requires_grad_(False)
+            frozen += emb.weight.numel()
+    return frozen
+
+
+def _save_model(model, target: Path) -> None:
+    """Save atomically: a reader never sees a half-written model folder."""
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save(str(tmp))
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+
+
+def _check_same_run(out: Path, before: dict, now: dict) -> None:
+    diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    if diff:
+        changes = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in diff)
+        raise XlirError(
+            f"{out} holds a run with other settings ({changes}); use another output folder, or "
+            "resume=False (--no-resume) to start this one afresh there"
+        )
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past ``step`` (logged by the killed run after its last checkpoint)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                keep.append(line)
+        except ValueError:
+            continue
+    path.write_text("".join(line + "\n" for line in keep))
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)
+
+
+def _library_versions() -> dict:
+    import sentence_transformers
+    import torch
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "sentence_transformers": sentence_transformers.__version__,
+    }
+
+
+def _callback_base():
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class _JsonlLog(_callback_base()):
+    """Appends every log record (training loss, learning rate, validation loss) to a JSONL file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or not state.is_world_process_zero:
+            return
+        record = {"step": int(state.global_step), "time": round(time.time(), 3), **logs}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record, default=float) + "\n")
+
+
+class _ProgressBar(_callback_base()):
+    """One tqdm bar: steps, steps/s, and the latest loss, validation loss and learning rate."""
+
+    def __init__(self):
+        self.bar = None
+        self.postfix: dict[str, str] = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        from tqdm.auto import tqdm
+
+        if state.is_world_process_zero:
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train", unit="step", dynamic_ncols=True)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is None or not logs:
+            return
+        for key, name, fmt in (("loss", "loss", "{:.4f}"), ("eval_loss", "val", "{:.4f}"), ("learning_rate", "lr", "{:.2e}")):
+            if key in logs:
+                self.postfix[name] = fmt.format(logs[key])
+        self.bar.set_postfix(self.postfix, refresh=False)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

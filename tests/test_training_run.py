@@ -1,0 +1,169 @@
+"""End-to-end training with the tiny encoder: a run, its folder, resume, early stopping, GradCache."""
+
+import json
+import math
+
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from xlir.errors import XlirError
+from xlir.models import load_encoder
+from xlir.training import TrainConfig, train
+
+LANGS = ("en", "de", "es")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The tiny model gains nothing from threads; on a shared 2-core box they only contend."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    """40 parallel ids in 2 or 3 languages; paragraphs of three sentences."""
+    path = tmp_path_factory.mktemp("data") / "qa.jsonl"
+    rows = []
+    for i in range(40):
+        for lang in LANGS[: 2 + i % 2]:
+            rows.append(
+                {
+                    "parallel_id": f"id{i}",
+                    "lang": lang,
+                    "question": f"{lang} question number {i} about topic {i % 7}?",
+                    "answer_sentence": f"{lang} the answer to {i} is {i * 3}.",
+                    "paragraph": f"{lang} paragraph {i}",
+                    "negatives": [f"{lang} filler {i} one.", f"{lang} filler {i} two."],
+                }
+            )
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def config(data_file, out, **kw):
+    base = dict(
+        base_model="tiny",
+        train_datasets=[data_file],
+        steps=6,
+        batch_size=4,
+        max_seq_length=48,
+        checkpoint_every=2,
+        validation_fraction=0.1,
+        output_dir=out,
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+def weights(model_dir):
+    return {k: v.clone() for k, v in load_encoder(str(model_dir)).state_dict().items()}
+
+
+def test_tiny_run_writes_a_loadable_model_with_prompts_and_logs(data_file, tmp_path):
+    result = train(config(data_file, tmp_path / "run"), show_progress=False)
+    assert result.steps == 6 and result.steps_this_run == 6 and not result.stopped_early
+    assert math.isfinite(result.final_loss) and math.isfinite(result.validation_loss)
+    assert result.pairs == 24 and result.pairs_per_second > 0
+    assert result.data_versions == {data_file: result.data_versions[data_file]}
+
+    model = load_encoder(result.model_dir)
+    assert model.prompts["query"] == "query: " and model.prompts["document"] == "passage: "
+    emb = model.encode(["hello"], prompt_name="query")
+    assert emb.shape == (1, 32)
+
+    before, after = weights("tiny"), weights(result.model_dir)
+    word = next(k for k in before if "word_embeddings" in k)
+    assert torch.equal(before[word], after[word]), "CPU default freezes the word embeddings"
+    assert any(not torch.equal(before[k], after[k]) for k in before if "encoder.layer" in k)
+
+    out = tmp_path / "run"
+    cfg_json = json.loads((out / "train_config.json").read_text())
+    assert cfg_json["hyperparameters"]["strategy"] == "hybrid" and cfg_json["hyperparameters"]["alpha"] == 0.5
+    assert cfg_json["frozen_parameters"] == before[word].numel()
+    assert cfg_json["prompts"] == {"query": "query: ", "document": "passage: "}
+    logged = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if "loss" in r] == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in logged if "eval_loss" in r] == [2, 4, 6]
+
+    again = train(config(data_file, tmp_path / "run"), show_progress=False)
+    assert again == result, "a finished run returns its saved result"
+    with pytest.raises(XlirError, match=r"other settings \(lr: 3e-05 -> 0.001\)"):
+        train(config(data_file, tmp_path / "run", lr=1e-3), show_progress=False)
+
+
+class Kill(TrainerCallback):
+    """Simulates a crash right after the checkpoint of ``step`` is on disk."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt(f"killed at step {state.global_step}")
+
+
+@pytest.mark.parametrize("kill_at", [4])
+def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(data_file, tmp_path, kill_at):
+    whole = train(config(data_file, tmp_path / "whole", steps=8), show_progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(data_file, tmp_path / "cut", steps=8), callbacks=[Kill(kill_at)], show_progress=False)
+    assert not (tmp_path / "cut" / "model").exists()
+    resumed = train(config(data_file, tmp_path / "cut", steps=8), show_progress=False)
+    assert resumed.resumed_from_step == kill_at and resumed.steps_this_run == 8 - kill_at
+
+    a, b = weights(whole.model_dir), weights(resumed.model_dir)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert resumed.final_loss == whole.final_loss
+    steps = [json.loads(x)["step"] for x in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]
+    assert [s for s in steps if s] == sorted(s for s in steps if s), "no duplicated log lines after resume"
+
+
+def test_gradcache_and_early_stopping_run(data_file, tmp_path):
+    result = train(
+        config(
+            data_file,
+            tmp_path / "gc",
+            steps=3,
+            strategy="cross",
+            mini_batch_size=2,
+            eval_every=1,
+            checkpoint_every=1,
+            early_stopping_patience=1,
+            lr=5e-3,
+        ),
+        show_progress=False,
+    )
+    assert math.isfinite(result.final_loss)
+    assert result.best_validation_loss <= result.validation_loss
+    assert load_encoder(result.model_dir).prompts["query"] == "query: "
+
+
+def test_no_resume_starts_afresh_in_the_same_folder(data_file, tmp_path):
+    train(config(data_file, tmp_path / "r", steps=2, validation_fraction=0), show_progress=False)
+    fresh = train(config(data_file, tmp_path / "r", steps=3, validation_fraction=0, resume=False), show_progress=False)
+    assert fresh.steps == 3 and fresh.resumed_from_step is None and fresh.validation_loss is None
+
+
+def test_cli_trains_and_prints_the_model_folder(data_file, tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from xlir.training.cli import train_command
+
+    app = typer.Typer()
+    app.command("train")(train_command)
+    app.command("other")(lambda: None)
+    args = ["train", "--base-model", "tiny", "--train-datasets", data_file, "--steps", "2", "--batch-size", "4",
+            "--strategy", "mono", "--max-seq-length", "32", "--validation-fraction", "0", "-o", str(tmp_path / "c"),
+            "--no-progress"]
+    result = CliRunner().invoke(app, args, terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert "mono training: 2 steps" in result.output
+    assert (tmp_path / "c" / "model" / "modules.json").is_file()
+    saved = json.loads((tmp_path / "c" / "train_config.json").read_text())["config"]
+    assert saved["strategy"] == "mono" and saved["train_datasets"] == [data_file]
