@@ -31,3 +31,10 @@ def test_user_error_is_one_line_and_exit_code_2():
     assert out.returncode == 2
     assert out.stderr.startswith("error: unknown dataset 'xquad'")
     assert "Traceback" not in out.stderr
+
+
+def test_data_path_prints_the_folder_that_holds_the_files():
+    out = run("data", "path", "mlqa-r")
+    assert out.returncode == 0, out.stderr
+    folder = Path(out.stdout.strip())
+    assert sorted(p.name for p in folder.glob("*.json")) == [f"{x}.json" for x in ("ar", "de", "en", "es", "hi", "vi", "zh")]

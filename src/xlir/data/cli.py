@@ -50,3 +50,13 @@ def fetch(
         for filename in source(name)["files"]:
             path = resolve(name, filename)
             console.print(f"{name}/{filename}: {path}")
+
+
+@app.command()
+def path(name: str = typer.Argument(..., help="dataset name")) -> None:
+    """Print the local folder holding a dataset's files (fetching them if needed)."""
+    from xlir.data.registry import resolve, source
+
+    folders = {resolve(name, f).parent for f in source(name)["files"]}
+    for folder in sorted(folders):
+        typer.echo(folder)
