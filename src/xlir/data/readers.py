@@ -179,35 +179,50 @@ def read_table(path: str | Path, fmt: str = "auto", source: str = "") -> Tables:
     for it, in order of first appearance.
     """
     path = Path(path)
-    fmt = fmt if fmt != "auto" else ("parquet" if path.suffix == ".parquet" else "jsonl")
-    if fmt == "parquet":
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as e:  # pyarrow raises several unrelated types for a bad file
-            raise DataFormatError(path, f"not a readable Parquet file ({e.__class__.__name__}: {e})") from None
-    else:
-        rows = []
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError as e:
-            raise DataFormatError(path, f"not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataFormatError(path, f"line {n} is not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DataFormatError(path, f"line {n} should be a JSON object")
-            rows.append(row)
-        if not rows:
-            raise DataFormatError(path, "file is empty")
-        frame = pd.DataFrame(rows)
+    frame = read_rows(path, fmt).drop(columns="_row")
     missing = [c for c in REQUIRED_USER_COLUMNS if c not in frame.columns]
     if missing:
         raise DataFormatError(path, f"missing required columns {missing}")
     return canonical_from_rows(frame, source or path.stem)
+
+
+def read_rows(path: str | Path, fmt: str = "auto") -> pd.DataFrame:
+    """The raw rows of a JSON Lines or Parquet file, plus ``_row``: the 1-based line (JSONL) or
+    row number, so checks can point at the offending line."""
+    path = Path(path)
+    fmt = fmt if fmt != "auto" else ("parquet" if path.suffix in (".parquet", ".pq") else "jsonl")
+    if fmt == "parquet":
+        try:
+            frame = pd.read_parquet(path).reset_index(drop=True)
+        except Exception as e:  # pyarrow raises several unrelated types for a bad file
+            raise DataFormatError(path, f"not a readable Parquet file ({e.__class__.__name__}: {e})") from None
+        frame["_row"] = range(1, len(frame) + 1)
+        return frame
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataFormatError(path, f"cannot read file: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataFormatError(path, f"not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
+    rows, numbers = [], []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataFormatError(path, f"line {n} is not valid JSON ({e.msg}, column {e.colno})") from None
+        if not isinstance(row, dict):
+            raise DataFormatError(path, f"line {n} should be a JSON object, got {type(row).__name__}")
+        rows.append(row)
+        numbers.append(n)
+    if not rows:
+        raise DataFormatError(path, "file is empty")
+    frame = pd.DataFrame(rows)
+    frame["_row"] = numbers
+    return frame
 
 
 def canonical_from_rows(frame: pd.DataFrame, source: str) -> Tables:

@@ -14,12 +14,12 @@ instead of the reader failing on it; ``canonical_tables`` completes them once th
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from xlir.data.readers import read_rows
 from xlir.errors import DataFormatError, XlirError
 from xlir.validation.languages import language_from_name
 
@@ -104,7 +104,7 @@ def parse_file(path: str | Path, fmt: str = "auto", lang: str | None = None) -> 
         if fmt == "lareqa":
             questions, candidates = _read_lareqa(path, lang)
             return ParsedFile(path, fmt, questions, candidates)
-        frame = _read_parquet(path) if fmt == "parquet" else _read_jsonl(path)
+        frame = read_rows(path, fmt)
         if lang is not None and "lang" not in frame.columns:
             frame["lang"] = lang
         return ParsedFile(path, fmt, frame)
@@ -129,41 +129,6 @@ def _read_lareqa(path: Path, lang: str | None):
     questions = questions.copy()
     questions["_row"] = range(1, len(questions) + 1)
     return questions, candidates
-
-
-def _read_jsonl(path: Path) -> pd.DataFrame:
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise DataFormatError(path, "file is empty")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataFormatError(path, f"not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
-    rows, numbers = [], []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataFormatError(path, f"line {n} is not valid JSON ({e.msg}, column {e.colno})") from None
-        if not isinstance(row, dict):
-            raise DataFormatError(path, f"line {n} should be a JSON object, got {type(row).__name__}")
-        rows.append(row)
-        numbers.append(n)
-    frame = pd.DataFrame(rows)
-    frame["_row"] = numbers
-    return frame
-
-
-def _read_parquet(path: Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as e:  # pyarrow raises several unrelated types for a bad file
-        raise DataFormatError(path, f"not a readable Parquet file ({e.__class__.__name__}: {e})") from None
-    frame = frame.reset_index(drop=True)
-    frame["_row"] = range(1, len(frame) + 1)
-    return frame
 
 
 def canonical_tables(parsed: ParsedFile) -> tuple[pd.DataFrame, pd.DataFrame]:
