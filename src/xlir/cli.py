@@ -13,6 +13,8 @@ from xlir.data.cli import app as data_app
 from xlir.errors import XlirError
 from xlir.evaluation.cli import evaluate_command
 from xlir.models.cli import app as model_app
+from xlir.registry.cli import app as registry_app
+from xlir.registry.cli import promote_command
 from xlir.training.cli import train_command
 from xlir.validation.cli import ingest_command, validate_command
 
@@ -29,6 +31,8 @@ app.command("validate")(validate_command)
 app.command("ingest")(ingest_command)
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
+app.add_typer(registry_app, name="registry", help="MLflow registry: versions, gated promotion, rollback.")
+app.command("promote")(promote_command)
 
 
 def main() -> None:

@@ -1,0 +1,143 @@
+"""The model card of a registered version: data, languages, strategy, metrics against the
+champion and the baseline, and the gate decision. Markdown, logged as ``model_card.md`` in the
+version's run; its first line becomes the version's description."""
+
+from __future__ import annotations
+
+import json
+
+from xlir.registry.gates import GateDecision, languages_of, metric_prefix
+
+_ROWS = [("map.mo", "Mo. mAP"), ("map.cr", "Cr. mAP"), ("map.mul", "Mul. mAP"), ("r1.mo", "Mo. R@1"),
+         ("r1.cr", "Cr. R@1"), ("r10.mul", "Mul. R@10"), ("rank_distance", "mean rank distance (lower is better)")]
+
+
+def _fmt(v, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.1f}" if abs(v) >= 100 else f"{v:.{digits}f}"
+
+
+def _json(text: str | None, default=None):
+    try:
+        return json.loads(text) if text else default
+    except ValueError:
+        return text
+
+
+def render_model_card(
+    *,
+    name: str,
+    version: int,
+    run_params: dict,
+    run_tags: dict,
+    version_tags: dict,
+    candidate: dict[str, float],
+    champion: dict[str, float] | None,
+    champion_version: int | None,
+    baseline: dict[str, float] | None,
+    baseline_version: int | None,
+    decision: GateDecision | None,
+    outcome: str,
+    dataset: str = "xquad-r",
+) -> str:
+    p = metric_prefix(dataset)
+    eval_cfg = _json(version_tags.get("eval.config"), {}) or {}
+    strategy = run_params.get("train.strategy", "–")
+    if strategy == "hybrid" and "train.alpha" in run_params:
+        strategy += f" (alpha {run_params['train.alpha']}: share of monolingual batches)"
+    train_sets = _json(run_params.get("train.train_datasets"), []) or []
+    data_versions = {k.removeprefix("data.version."): v for k, v in run_params.items() if k.startswith("data.version.")}
+    langs = _json(run_params.get("data.languages")) or _json(run_params.get("train.languages")) or "–"
+    base = run_params.get("base_model") or run_params.get("train.base_model", "–")
+    head = f"# {name} v{version}: {outcome}"
+    lines = [
+        head, "",
+        "| | |", "|---|---|",
+        f"| registered model | `{name}` version {version} (`models:/{name}/{version}`) |",
+        f"| pipeline run | `{version_tags.get('pipeline_run_id', '–')}` |",
+        f"| MLflow run | `{run_tags.get('_run_id', '–')}` |",
+        f"| code | `{run_params.get('code.git_sha', '–')}` (dirty: {run_params.get('code.git_dirty', '–')}) |",
+        f"| base model | `{base}` |",
+        f"| baseline | {'yes: the untuned base encoder' if version_tags.get('baseline') == 'true' else 'no'} |",
+        f"| batch strategy | {strategy} |",
+        "",
+        "## Data", "",
+        f"- training datasets: {', '.join(map(str, train_sets)) or '–'}",
+        f"- data versions: {', '.join(f'{k} {v}' for k, v in sorted(data_versions.items())) or '–'}",
+        f"- training languages: {', '.join(langs) if isinstance(langs, list) else langs}",
+        f"- training data validation: {run_tags.get('data.validation.passed', 'not recorded')} (artifact `validation/report.json`)",
+        f"- gating evaluation: {eval_cfg.get('dataset', dataset)} (data version {eval_cfg.get('dataset_version') or '–'}), "
+        f"{eval_cfg.get('max_questions_per_lang') or 'all'} questions per language (seed {eval_cfg.get('seed', '–')}), "
+        f"candidates as {eval_cfg.get('candidate_text', '–')}, max length {eval_cfg.get('max_seq_length', '–')}; "
+        f"eval key `{version_tags.get('eval.key', '–')}`",
+        "",
+        "## Metrics", "",
+        f"| metric | candidate v{version} | champion {('v' + str(champion_version)) if champion_version else '–'} | "
+        f"baseline {('v' + str(baseline_version)) if baseline_version else '–'} |",
+        "|---|---:|---:|---:|",
+    ]
+    for key, label in _ROWS:
+        n = f"{p}.{key}"
+        lines.append(f"| {label} | {_fmt(candidate.get(n))} | {_fmt((champion or {}).get(n))} | {_fmt((baseline or {}).get(n))} |")
+    lang_list = languages_of(candidate, p)
+    if lang_list:
+        lines += ["", "Per-language Mul. mAP:", "", "| language | candidate | champion | baseline |", "|---|---:|---:|---:|"]
+        for x in lang_list:
+            n = f"{p}.map.mul.{x}"
+            lines.append(f"| {x} | {_fmt(candidate.get(n))} | {_fmt((champion or {}).get(n))} | {_fmt((baseline or {}).get(n))} |")
+    if champion is not None and decision is not None and decision.reference.get("reevaluated"):
+        lines += ["", f"The champion was re-evaluated on this version's evaluation config (its own differs in "
+                      f"{decision.reference.get('differs')})."]
+    if baseline is None and baseline_version is not None:
+        lines += ["", f"Baseline v{baseline_version} was evaluated on another config; its numbers are not comparable here."]
+    lines += ["", "## Gate decision", ""]
+    if decision is None:
+        lines.append("Not gated (the baseline becomes the first champion)." if version_tags.get("baseline") == "true"
+                     else "No decision recorded.")
+    else:
+        lines += [
+            f"**{decision.status.upper()}** with profile `{decision.profile}` of gate file version {decision.gates_version}"
+            + (" (forced)" if decision.forced else "") + (f"; failed: {', '.join(decision.failed)}" if decision.failed else ""),
+            "",
+            "| check | candidate | reference | threshold | result |", "|---|---:|---:|---:|---|",
+        ]
+        for c in decision.checks:
+            result = "skipped" if c.skipped else ("pass" if c.passed else "**FAIL**")
+            lines.append(f"| {c.name} | {_fmt(c.candidate, 4)} | {_fmt(c.reference, 4)} | {c.op} {_fmt(c.threshold, 4)} | {result} |")
+        lines += ["", f"Full record: artifact `gate/decision.json`; overrides: {decision.gates.get('overrides') or 'none'}."]
+    lines += ["", "## Use", "", "```python", "import mlflow.sentence_transformers",
+              f'model = mlflow.sentence_transformers.load_model("models:/{name}@champion")  # or models:/{name}/{version}',
+              'model.encode_query(["..."]); model.encode_document(["..."])  # E5 prefixes are the model\'s prompts', "```", ""]
+    return "\n".join(lines)
+
+
+def write_model_card(reg, version: int, result) -> str:
+    """Render the card for ``version`` after ``result`` (a ``PromotionResult``) and log it."""
+    v = reg.version(version)
+    run = reg.client.get_run(v.run_id)
+    decision = result.decision
+    dataset = (decision.gates.get("dataset") if decision else None) or v.eval_config.get("dataset", "xquad-r")
+    champion = champion_version = None
+    if decision is not None and decision.reference.get("version"):
+        champion_version = decision.reference["version"]
+        champion = decision.reference.get("metrics")
+    baseline = baseline_version = None
+    bases = [b for b in reg.versions() if b.baseline and b.version != version]
+    if bases:
+        same = [b for b in bases if b.eval_key == v.eval_key]
+        pick = (same or bases)[-1]
+        baseline_version = pick.version
+        baseline = reg.version_metrics(pick) if same else None
+    outcome = {"passed": "promoted to champion", "rejected": "rejected by the gates", "already-champion": "champion",
+               "baseline": "baseline, first champion"}.get(
+        result.status, result.status)
+    text = render_model_card(
+        name=reg.name, version=version, run_params=run.data.params, run_tags={**run.data.tags, "_run_id": v.run_id},
+        version_tags=v.tags, candidate=run.data.metrics, champion=champion, champion_version=champion_version,
+        baseline=baseline, baseline_version=baseline_version, decision=decision, outcome=outcome, dataset=dataset,
+    )
+    reg.client.log_text(v.run_id, text, "model_card.md")
+    summary = decision.summary() if decision else outcome
+    reg.client.update_model_version(reg.name, str(version), description=f"{outcome}; {summary}")
+    return text

@@ -1,0 +1,177 @@
+"""``xlir registry``: the versions table, gated promotion, rollback, the gate profiles.
+
+Register in the main CLI with ``app.add_typer(registry_app, name="registry")``; ``promote_command``
+also works as a top-level ``xlir promote`` (with ``--rollback``). User errors raise ``XlirError``
+subclasses; the main CLI prints them as one ``error: ...`` line (exit 2).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from xlir.registry.versions import MODEL_NAME
+
+app = typer.Typer(no_args_is_help=True, help="MLflow model registry: versions, gated promotion, rollback.")
+console = Console()
+
+_URI_HELP = "MLflow tracking server (default: $MLFLOW_TRACKING_URI)"
+
+
+def _uri_option():
+    return typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI", help=_URI_HELP, show_envvar=False)
+
+
+def _who(by: str | None) -> str:
+    if by:
+        return by
+    try:
+        return f"manual:{getpass.getuser()}"
+    except Exception:  # noqa: BLE001
+        return "manual"
+
+
+def _num(v, digits=3) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.1f}" if abs(v) >= 100 else f"{v:.{digits}f}"
+
+
+@app.command("show")
+def show_command(
+    tracking_uri: str = _uri_option(),
+    name: str = typer.Option(MODEL_NAME, "--name", help="registered model name"),
+    limit: int = typer.Option(20, min=1, help="newest versions to list"),
+    dataset: str = typer.Option("xquad-r", help="dataset whose metrics to show"),
+    as_json: bool = typer.Option(False, "--json", help="print the rows as JSON"),
+) -> None:
+    """Versions with their aliases, gate status and key metrics, newest first."""
+    from xlir.registry import registry_table
+
+    rows = registry_table(tracking_uri=tracking_uri, name=name, limit=limit, dataset=dataset)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        console.print(f"no versions of {name!r} yet (a pipeline run registers the baseline first)")
+        return
+    table = Table(title=f"{name} ({dataset} metrics)")
+    for col, just in [("version", "right"), ("aliases", "left"), ("gate", "left"), ("Mul. mAP", "right"),
+                      ("Mo. mAP", "right"), ("Cr. mAP", "right"), ("rank dist.", "right"), ("failed checks", "left"),
+                      ("pipeline run", "left")]:
+        table.add_column(col, justify=just)
+    for r in rows:
+        style = "bold green" if "champion" in r["aliases"] else None
+        gate = r["gate"] + (" (baseline)" if r["baseline"] and r["gate"] != "baseline" else "")
+        table.add_row(str(r["version"]), ", ".join(r["aliases"]), gate, _num(r["map.mul"]), _num(r["map.mo"]),
+                      _num(r["map.cr"]), _num(r["rank_distance"]), r["failed"], r["pipeline_run_id"], style=style)
+    console.print(table)
+
+
+def promote_command(
+    version: int = typer.Option(None, "--version", "-v", min=1, help="version to promote (gates re-run against the champion)"),
+    rollback: bool = typer.Option(False, "--rollback", help="move champion back to previous-champion instead"),
+    profile: str = typer.Option("default", help="gate profile of the gate file (default, strict, smoke, ...)"),
+    gate: list[str] = typer.Option(None, "--gate", help="override one gate value, KEY=VALUE (repeatable), "
+                                                          "e.g. --gate retrieval.min_gain_mul=0.01 --gate bias.spread_ceiling=null"),
+    force: bool = typer.Option(False, "--force", help="promote even if the gates reject (the decision is still recorded, "
+                                                      "tagged gate.forced=true)"),
+    by: str = typer.Option(None, "--by", help="who or what promotes (a pipeline run id); default manual:$USER"),
+    no_card: bool = typer.Option(False, "--no-card", help="do not rewrite the version's model card"),
+    tracking_uri: str = _uri_option(),
+    name: str = typer.Option(MODEL_NAME, "--name", help="registered model name"),
+) -> None:
+    """Gate VERSION against the champion and promote it if it passes; or --rollback."""
+    from xlir.errors import XlirError
+    from xlir.registry import load_gates, open_registry, promotion
+    from xlir.registry.gates import parse_overrides
+
+    if rollback:
+        if version is not None:
+            raise XlirError("--rollback takes no --version: it moves champion back to previous-champion")
+        rollback_command(reason="", by=by, tracking_uri=tracking_uri, name=name)
+        return
+    if version is None:
+        raise XlirError("say which version to promote (--version N; see `xlir registry show`), or --rollback")
+    gates = load_gates(profile, parse_overrides(gate))
+    reg = open_registry(tracking_uri, name)
+    decision = promotion.decide(reg, version, gates)
+    result = promotion.promote(reg, version, decision, _who(by), force=force)
+    if not no_card:
+        from xlir.registry.card import write_model_card
+
+        write_model_card(reg, version, result)
+    _print_decision(result)
+    if not result.promoted:
+        raise typer.Exit(1)
+
+
+def _print_decision(result) -> None:
+    d = result.decision
+    if d is not None:
+        table = Table(title=f"v{result.version}: {d.summary()}")
+        for col in ("check", "candidate", "reference", "threshold", "result"):
+            table.add_column(col, justify="left" if col in ("check", "result") else "right")
+        for c in d.checks:
+            res = "skipped" if c.skipped else ("pass" if c.passed else "FAIL")
+            table.add_row(c.name, _num(c.candidate, 4), _num(c.reference, 4), f"{c.op} {_num(c.threshold, 4)}", res,
+                          style=None if c.passed else "red")
+        console.print(table)
+    console.print(result.message)
+
+
+@app.command("rollback")
+def rollback_command(
+    reason: str = typer.Option("", help="why (tagged on the rolled-back version)"),
+    by: str = typer.Option(None, "--by", help="who or what rolls back; default manual:$USER"),
+    tracking_uri: str = _uri_option(),
+    name: str = typer.Option(MODEL_NAME, "--name", help="registered model name"),
+) -> None:
+    """Move champion back to previous-champion (previous-champion steps one further back)."""
+    from xlir.registry import rollback
+
+    result = rollback(by=_who(by), reason=reason, tracking_uri=tracking_uri, name=name)
+    console.print(result.message)
+
+
+@app.command("gates")
+def gates_command(
+    profile: str = typer.Option("default", help="gate profile"),
+    gate: list[str] = typer.Option(None, "--gate", help="override, KEY=VALUE (repeatable)"),
+) -> None:
+    """Print a gate profile as resolved (extends and overrides applied); needs no server."""
+    from xlir.registry import gate_profiles, load_gates
+    from xlir.registry.gates import parse_overrides
+
+    cfg = load_gates(profile, parse_overrides(gate))
+    typer.echo(json.dumps(cfg.model_dump(mode="json"), indent=2))
+    others = ", ".join(p for p in gate_profiles(cfg.source) if p != profile)
+    typer.echo(f"# other profiles in {cfg.source}: {others}", err=True)
+
+
+@app.command("baseline")
+def baseline_command(
+    base_model: str = typer.Option("bundled:multilingual-e5-small", help="the untuned base encoder"),
+    dataset: str = typer.Option("xquad-r", help="gating dataset"),
+    max_questions_per_lang: int = typer.Option(None, min=1, help="seeded question subset per language"),
+    seed: int = typer.Option(0, help="seed of the question subset"),
+    max_seq_length: int = typer.Option(256, help="tokens per text"),
+    candidate_text: str = typer.Option("sentence", help="'sentence' or 'sentence+paragraph'"),
+    tracking_uri: str = _uri_option(),
+    name: str = typer.Option(MODEL_NAME, "--name", help="registered model name"),
+) -> None:
+    """Register and crown the untuned base encoder when the registry has no champion yet."""
+    from xlir.config import EvalConfig
+    from xlir.registry import open_registry
+
+    cfg = EvalConfig(model=base_model, dataset=dataset, max_questions_per_lang=max_questions_per_lang, seed=seed,
+                     max_seq_length=max_seq_length, candidate_text=candidate_text)
+    version = open_registry(tracking_uri, name).ensure_baseline(base_model, cfg)
+    console.print(f"champion: {name} v{version}")
+
+
+app.command("promote")(promote_command)

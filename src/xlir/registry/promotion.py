@@ -1,0 +1,251 @@
+"""Gate a registered version against the champion, then move (or keep) the aliases.
+
+``decide`` compares the candidate with the current champion on the same evaluation config
+(re-evaluating the champion's model when their configs differ, or refusing, per the gate
+profile's ``on_eval_mismatch``). ``promote`` acts on a decision: a pass moves ``champion`` to the
+candidate and the old champion to ``previous-champion``; a fail tags ``gate.status=rejected``
+and moves nothing. ``rollback`` moves ``champion`` back to ``previous-champion``.
+
+Concurrency (MLflow has no compare-and-set on aliases): every alias move happens inside the
+registry lock (``xlir.registry.lock``), after re-reading ``champion``. If the champion is no
+longer the one the decision compared with, the lock is released, the gates are re-run against
+the new champion, and the move is tried again; so two racing promotions end with one champion
+that passed against the champion it replaced, and both decisions recorded. After every move
+the alias is read back and checked.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+
+from xlir.errors import XlirError
+from xlir.registry.gates import GateConfig, GateDecision, GateError, evaluate_gates, languages_of
+from xlir.registry.versions import (
+    CHAMPION,
+    EVAL_KEY_FIELDS,
+    PREVIOUS,
+    TAG_PREVIOUS,
+    Evaluator,
+    Registry,
+    RegistryError,
+    VersionInfo,
+    default_evaluator,
+    metrics_of,
+)
+
+log = logging.getLogger(__name__)
+
+DECISION_FILE = "gate/decision.json"
+CARD_FILE = "model_card.md"
+
+
+class EvalMismatchError(XlirError):
+    """Candidate and champion were evaluated on different configs and the gates may not re-evaluate."""
+
+
+@dataclass
+class PromotionResult:
+    """What happened to one version; ``as_dict()`` is small and JSON-ready (an XCom)."""
+
+    version: int
+    promoted: bool
+    champion: int | None
+    previous_champion: int | None
+    status: str  # passed | rejected | already-champion | rolled-back
+    failed: list[str] = field(default_factory=list)
+    rechecks: int = 0
+    message: str = ""
+    decision: GateDecision | None = None
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["decision"] = self.decision.model_dump(mode="json") if self.decision else None
+        return d
+
+
+def key_metrics(metrics: dict[str, float], prefix: str) -> dict[str, float]:
+    """The metrics a model card and a decision keep: averages, bias, per-language Mul. mAP."""
+    names = [f"{prefix}.{m}" for m in ("map.mo", "map.cr", "map.mul", "r1.mo", "r1.cr", "r10.mul", "rank_distance")]
+    names += [f"{prefix}.map.mul.{x}" for x in languages_of(metrics, prefix)]
+    return {n: float(metrics[n]) for n in names if n in metrics}
+
+
+# ---------------------------------------------------------------- deciding
+
+
+def reference_metrics(reg: Registry, candidate: VersionInfo, champion: VersionInfo, gates: GateConfig,
+                      evaluator: Evaluator | None = None) -> tuple[dict[str, float], dict]:
+    """The champion's metrics on the candidate's evaluation config, and where they came from."""
+    ref = {"kind": "champion", "version": champion.version, "eval_key": candidate.eval_key, "reevaluated": False}
+    if candidate.eval_key and champion.eval_key == candidate.eval_key:
+        return reg.version_metrics(champion), ref
+    cand_cfg, champ_cfg = candidate.eval_config, champion.eval_config
+    differs = {k: (champ_cfg.get(k), cand_cfg.get(k)) for k in (*EVAL_KEY_FIELDS, "dataset_version")
+               if champ_cfg.get(k) != cand_cfg.get(k)}
+    if gates.on_eval_mismatch == "refuse":
+        raise EvalMismatchError(
+            f"candidate v{candidate.version} and champion v{champion.version} were evaluated on different configs "
+            f"(field: (champion, candidate) = {differs}); the gates compare like with like. Evaluate the candidate "
+            "on the champion's config, or let the gates re-evaluate the champion (--gate on_eval_mismatch=reevaluate)"
+        )
+    from xlir.config import EvalConfig
+
+    cfg_data = {k: v for k, v in cand_cfg.items() if k != "dataset_version"}
+    if not cfg_data:
+        raise RegistryError(f"candidate v{candidate.version} carries no eval.config tag; register it with its evaluation config")
+    folder = reg.download(champion.version)
+    log.info("re-evaluating champion v%d on the candidate's config (differs in %s)", champion.version, differs)
+    result = (evaluator or default_evaluator)(EvalConfig(**{**cfg_data, "model": str(folder), "output_dir": None}))
+    got_version = (getattr(result, "info", None) or {}).get("dataset_version")
+    want = cand_cfg.get("dataset_version")
+    if got_version and want and got_version != want:
+        raise EvalMismatchError(
+            f"candidate v{candidate.version} was evaluated on {cand_cfg.get('dataset')} version {want}, but this machine "
+            f"has version {got_version}; the champion cannot be re-evaluated on the candidate's data"
+        )
+    return metrics_of(result), {**ref, "reevaluated": True, "champion_eval_key": champion.eval_key, "differs": differs}
+
+
+def decide(reg: Registry, version: int, gates: GateConfig, *, evaluator: Evaluator | None = None) -> GateDecision:
+    """Run ``gates`` on version ``version`` against the current champion (no champion: absolute checks only)."""
+    cand = reg.version(version)
+    dataset = cand.eval_config.get("dataset")
+    if dataset and dataset != gates.dataset:
+        raise GateError(
+            f"gate profile {gates.profile!r} gates on {gates.dataset!r} but v{version} was evaluated on {dataset!r}; "
+            f"register it with its {gates.dataset} evaluation, or override --gate dataset={dataset}"
+        )
+    champion = reg.champion()
+    if champion is not None and champion.version == version:
+        raise RegistryError(f"v{version} is already the champion; nothing to decide")
+    cand_metrics = reg.version_metrics(cand)
+    if champion is None:
+        ref_metrics, reference = None, {"kind": "none", "version": None}
+    else:
+        ref_metrics, reference = reference_metrics(reg, cand, champion, gates, evaluator)
+        reference["metrics"] = key_metrics(ref_metrics, gates.prefix)
+    decision = evaluate_gates(cand_metrics, ref_metrics, gates)
+    decision.reference = reference
+    decision.candidate = {"version": cand.version, "run_id": cand.run_id, "pipeline_run_id": cand.tags.get("pipeline_run_id"),
+                          "eval_key": cand.eval_key, "metrics": key_metrics(cand_metrics, gates.prefix)}
+    return decision
+
+
+# ---------------------------------------------------------------- acting
+
+
+def record(reg: Registry, version: int, decision: GateDecision, by: str) -> None:
+    """The decision as version tags and as ``gate/decision.json`` in the version's run."""
+    tags = {**decision.tags(), "gate.decided_by": by, "gate.reference_version": decision.reference.get("version") or "",
+            "gate.forced": str(decision.forced).lower()}
+    reg.set_tags(version, tags)
+    run_id = reg.version(version).run_id
+    if run_id:
+        reg.client.log_text(run_id, decision.to_json() + "\n", DECISION_FILE)
+
+
+def _check(reg: Registry, alias: str, version: int) -> None:
+    now = reg.alias(alias)
+    if now is None or now.version != version:
+        raise RegistryError(
+            f"alias {alias!r} reads v{now.version if now else None} right after being set to v{version}: a writer that "
+            "does not take the registry lock moved it; check `xlir registry show` and the writers of this registry"
+        )
+
+
+def promote(reg: Registry, version: int, decision: GateDecision, pipeline_run_id: str, *,
+            evaluator: Evaluator | None = None, force: bool = False, max_rechecks: int = 3) -> PromotionResult:
+    """Act on ``decision`` for ``version``: move the aliases on a pass (or ``force``), tag a rejection.
+
+    Re-reads ``champion`` under the registry lock; if it changed since ``decision`` was made, the
+    gates run again against the new champion (at most ``max_rechecks`` times). Idempotent: the
+    version already being champion is success, with nothing moved.
+    """
+    gates = GateConfig(**decision.gates)
+    rechecks = 0
+    while True:
+        if not decision.passed and not force:
+            decision.outcome = {"promoted": False, "rechecks": rechecks}
+            record(reg, version, decision, pipeline_run_id)
+            current = reg.champion()
+            prev = reg.alias(PREVIOUS)
+            return PromotionResult(version, False, current.version if current else None, prev.version if prev else None,
+                                   "rejected", decision.failed, rechecks, decision.summary(), decision)
+        with reg.lock(f"promote v{version} for {pipeline_run_id}"):
+            current = reg.champion()
+            cur = current.version if current else None
+            if cur == version:
+                prev = reg.alias(PREVIOUS)
+                return PromotionResult(version, True, version, prev.version if prev else None, "already-champion",
+                                       [], rechecks, f"v{version} is already the champion", decision)
+            if force or cur == decision.reference.get("version"):
+                decision.forced = bool(force and (not decision.passed or cur != decision.reference.get("version")))
+                decision.outcome = {"promoted": True, "champion": version, "previous_champion": cur, "rechecks": rechecks,
+                                    "by": pipeline_run_id}
+                reg.set_tags(version, {TAG_PREVIOUS: cur or "", "promoted_by": pipeline_run_id})
+                if cur is not None:
+                    reg.client.set_registered_model_alias(reg.name, PREVIOUS, str(cur))
+                reg.client.set_registered_model_alias(reg.name, CHAMPION, str(version))
+                _check(reg, CHAMPION, version)
+                record(reg, version, decision, pipeline_run_id)
+                msg = f"v{version} is champion (previous champion v{cur})" if cur else f"v{version} is champion"
+                return PromotionResult(version, True, version, cur, "passed", [], rechecks, msg, decision)
+        # the champion changed since the decision: gate again, outside the lock
+        rechecks += 1
+        if rechecks > max_rechecks:
+            raise RegistryError(
+                f"the champion changed {rechecks} times while v{version} was being promoted; try again later")
+        log.info("champion moved from v%s to v%s since the decision on v%d; re-running the gates",
+                 decision.reference.get("version"), cur, version)
+        decision = decide(reg, version, gates, evaluator=evaluator)
+        decision.reference["rechecked_because"] = f"champion changed to v{cur} after the first decision"
+
+
+def rollback(reg: Registry, by: str = "manual", reason: str = "") -> PromotionResult:
+    """``champion`` back to ``previous-champion``; ``previous-champion`` steps one further back
+    (the restored version's own predecessor) or is removed. The rolled-back version is tagged."""
+    with reg.lock(f"rollback by {by}"):
+        current, prev = reg.champion(), reg.alias(PREVIOUS)
+        if current is None:
+            raise RegistryError(f"{reg.name!r} has no champion; nothing to roll back")
+        if prev is None or prev.version == current.version:
+            raise RegistryError(f"{reg.name!r} has no previous-champion to roll back to (champion is v{current.version})")
+        reg.client.set_registered_model_alias(reg.name, CHAMPION, str(prev.version))
+        _check(reg, CHAMPION, prev.version)
+        before = prev.tags.get(TAG_PREVIOUS, "")
+        new_prev = None
+        if before.isdigit() and int(before) != current.version:
+            try:
+                new_prev = reg.version(int(before)).version
+            except RegistryError:
+                new_prev = None
+        if new_prev is not None:
+            reg.client.set_registered_model_alias(reg.name, PREVIOUS, str(new_prev))
+        else:
+            reg.client.delete_registered_model_alias(reg.name, PREVIOUS)
+        reg.set_tags(current.version, {"rolled_back": "true", "rolled_back_by": by, "rolled_back_reason": reason})
+        reg.set_tags(prev.version, {"restored_by": by})
+    return PromotionResult(prev.version, True, prev.version, new_prev, "rolled-back", [], 0,
+                           f"champion rolled back from v{current.version} to v{prev.version}")
+
+
+def gate_and_promote(reg: Registry, version: int, pipeline_run_id: str, gates: GateConfig, *,
+                     evaluator: Evaluator | None = None, model_card: bool = True) -> PromotionResult:
+    """The pipeline's last step: decide, promote or reject, record, write the model card."""
+    current = reg.champion()
+    if current is not None and current.version == version:  # a retry after a successful promotion
+        prev = reg.alias(PREVIOUS)
+        return PromotionResult(version, True, version, prev.version if prev else None, "already-champion",
+                               message=f"v{version} is already the champion")
+    try:
+        decision = decide(reg, version, gates, evaluator=evaluator)
+    except (GateError, EvalMismatchError) as e:  # visible in the UI; nothing moves
+        reg.set_tags(version, {"gate.status": "error", "gate.error": str(e)[:4000], "gate.decided_by": pipeline_run_id})
+        raise
+    result = promote(reg, version, decision, pipeline_run_id, evaluator=evaluator)
+    if model_card:
+        from xlir.registry.card import write_model_card
+
+        write_model_card(reg, version, result)
+    return result

@@ -1,0 +1,121 @@
+"""A local MLflow tracking server: SQLite backend, local artifact store, stopped by its pid.
+
+For tests, smoke runs and a laptop; production points ``MLFLOW_TRACKING_URI`` at a shared server.
+The server runs in its own process group (``mlflow server`` starts a worker under it), so
+``stop`` ends exactly the processes it started and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xlir.errors import XlirError
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def healthy(uri: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+@dataclass
+class LocalServer:
+    """``mlflow server --workers 1`` on 127.0.0.1 with its state under ``root``."""
+
+    root: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def uri(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 90.0) -> LocalServer:
+        self.root = Path(self.root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port(self.host)
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        cmd = [
+            sys.executable, "-m", "mlflow", "server",
+            "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+            "--artifacts-destination", str(self.root / "artifacts"),
+            "--host", self.host, "--port", str(self.port), "--workers", "1",
+        ]
+        log = open(self.root / "server.log", "ab")
+        self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise XlirError(f"mlflow server exited with {self.process.returncode}; see {self.root / 'server.log'}")
+            if healthy(self.uri, timeout=1.0):
+                return self
+            time.sleep(0.25)
+        self.stop()
+        raise XlirError(f"mlflow server on {self.uri} not healthy after {timeout:.0f} s; see {self.root / 'server.log'}")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM to the server's own process group (its pid), then SIGKILL if it lingers."""
+        p, self.process = self.process, None
+        if p is None or p.poll() is not None:
+            return
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(5)
+        try:  # workers that outlived the parent
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m xlir.registry.server --root .xlir/mlflow [--port 5000]``: serve until Ctrl-C."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--root", default=".xlir/mlflow", help="folder for mlflow.db, artifacts and server.log")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=5000)
+    args = ap.parse_args(argv)
+    server = LocalServer(Path(args.root), host=args.host, port=args.port).start()
+    print(f"MLflow tracking server on {server.uri} (state in {server.root}); export MLFLOW_TRACKING_URI={server.uri}",
+          flush=True)
+    try:
+        server.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

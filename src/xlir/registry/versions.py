@@ -1,0 +1,414 @@
+"""Registered versions of the encoder: register once per pipeline run, read metrics and aliases.
+
+State lives in the registry itself, readable in the MLflow UI:
+
+- version tags: ``pipeline_run_id`` (idempotency key), ``baseline``, ``eval.key`` / ``eval.config``
+  (the gating evaluation's config), ``gate.*`` (decision), ``promoted_by`` / ``champion.previous``;
+- aliases: ``champion`` and ``previous-champion``;
+- a version's metrics are those of its MLflow run (logged by ``register_model`` if not yet there).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xlir.errors import XlirError
+from xlir.registry.gates import languages_of, metric_prefix
+from xlir.registry.lock import RegistryLock
+from xlir.registry.tracking import (
+    EXPERIMENT,
+    PipelineRun,
+    check_run_key,
+    connect,
+    eval_config_dict,
+    track_pipeline_run,
+)
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "xlir-encoder"
+CHAMPION = "champion"
+PREVIOUS = "previous-champion"
+TAG_PIPELINE = "pipeline_run_id"
+TAG_BASELINE = "baseline"
+TAG_EVAL_KEY = "eval.key"
+TAG_EVAL_CONFIG = "eval.config"
+TAG_GATE_STATUS = "gate.status"
+TAG_PREVIOUS = "champion.previous"
+# What makes two evaluations comparable; batch size, top_k (TREC depth), train_languages
+# (only the seen/unseen split of averages) and the output folder do not change gated metrics.
+EVAL_KEY_FIELDS = ("dataset", "split", "max_questions_per_lang", "seed", "candidate_text", "max_seq_length")
+
+Evaluator = Callable[[Any], Any]  # EvalConfig -> EvalResult | dict[str, float]
+
+
+class RegistryError(XlirError):
+    """A registry operation cannot be done as asked (no such version, nothing to roll back to...)."""
+
+
+def eval_key(eval_config, dataset_version: str | None = None) -> str:
+    """12 hex chars over the fields that make two evaluations comparable (and the data version)."""
+    cfg = eval_config_dict(eval_config)
+    ident = {k: cfg.get(k) for k in EVAL_KEY_FIELDS}
+    ident["dataset_version"] = dataset_version or cfg.get("dataset_version")
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def default_evaluator(cfg):
+    from xlir.evaluation import evaluate
+
+    return evaluate(cfg, progress=False)
+
+
+def metrics_of(result) -> dict[str, float]:
+    return dict(result.metrics) if hasattr(result, "metrics") else dict(result)
+
+
+def pip_requirements() -> list[str]:
+    """Explicit requirements of a logged encoder (skips MLflow's slow inference)."""
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("sentence-transformers", "transformers", "torch", "tokenizers")]
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: int
+    run_id: str | None
+    tags: dict
+    source: str
+    description: str = ""
+
+    @property
+    def eval_key(self) -> str | None:
+        return self.tags.get(TAG_EVAL_KEY)
+
+    @property
+    def eval_config(self) -> dict:
+        try:
+            return json.loads(self.tags.get(TAG_EVAL_CONFIG, "{}"))
+        except ValueError:
+            return {}
+
+    @property
+    def baseline(self) -> bool:
+        return self.tags.get(TAG_BASELINE) == "true"
+
+
+def _info(mv) -> VersionInfo:
+    return VersionInfo(int(mv.version), mv.run_id or None, dict(mv.tags or {}), mv.source, mv.description or "")
+
+
+class Registry:
+    """The registered model ``name`` on one tracking server."""
+
+    def __init__(self, tracking_uri: str | None = None, name: str = MODEL_NAME, *, experiment: str = EXPERIMENT,
+                 client=None, lock_ttl: float = 600.0, lock_timeout: float = 300.0, download_dir: Path | None = None):
+        self.name = name
+        self.download_dir = download_dir
+        self.experiment = experiment
+        self.tracking_uri = tracking_uri
+        self.client = client or connect(tracking_uri)
+        self.lock_ttl, self.lock_timeout = lock_ttl, lock_timeout
+
+    # -- basics
+
+    def lock(self, purpose: str) -> RegistryLock:
+        return RegistryLock(self.client, self.name, purpose=purpose, ttl=self.lock_ttl, timeout=self.lock_timeout)
+
+    def ensure_model(self) -> None:
+        try:
+            self.client.create_registered_model(
+                self.name, description="xlir multilingual retrieval encoder; `champion` moves only through the promotion gates",
+                tags={"xlir": "true"})
+        except Exception as e:  # noqa: BLE001
+            if str(getattr(e, "error_code", "")) not in {"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"}:
+                raise
+
+    def exists(self) -> bool:
+        try:
+            self.client.get_registered_model(self.name)
+            return True
+        except Exception as e:  # noqa: BLE001
+            if str(getattr(e, "error_code", "")) in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}:
+                return False
+            raise
+
+    def version(self, version: int | str) -> VersionInfo:
+        try:
+            return _info(self.client.get_model_version(self.name, str(version)))
+        except Exception as e:  # noqa: BLE001
+            if str(getattr(e, "error_code", "")) in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}:
+                raise RegistryError(f"no version {version} of registered model {self.name!r}; see `xlir registry show`") from None
+            raise
+
+    def alias(self, alias: str) -> VersionInfo | None:
+        """The version behind ``alias`` read fresh from the server (never from a search result)."""
+        try:
+            return _info(self.client.get_model_version_by_alias(self.name, alias))
+        except Exception as e:  # noqa: BLE001
+            if str(getattr(e, "error_code", "")) in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}:
+                return None
+            raise
+
+    def champion(self) -> VersionInfo | None:
+        return self.alias(CHAMPION)
+
+    def versions(self) -> list[VersionInfo]:
+        if not self.exists():
+            return []
+        found = self.client.search_model_versions(f"name='{self.name}'", max_results=10000)
+        return sorted((_info(v) for v in found), key=lambda v: v.version)
+
+    def find_version(self, pipeline_run_id: str) -> VersionInfo | None:
+        """The version registered by ``pipeline_run_id`` (the idempotency key), if any."""
+        if not self.exists():
+            return None
+        found = self.client.search_model_versions(
+            f"name='{self.name}' and tags.{TAG_PIPELINE} = '{pipeline_run_id}'", max_results=10)
+        found = sorted(found, key=lambda v: int(v.version))
+        if len(found) > 1:
+            log.warning("pipeline run %s has %d versions (%s); using the first", pipeline_run_id, len(found),
+                        [v.version for v in found])
+        return _info(found[0]) if found else None
+
+    def version_metrics(self, version: int | str | VersionInfo) -> dict[str, float]:
+        v = version if isinstance(version, VersionInfo) else self.version(version)
+        if not v.run_id:
+            raise RegistryError(f"version {v.version} of {self.name!r} has no run; its metrics are unknown")
+        return dict(self.client.get_run(v.run_id).data.metrics)
+
+    def set_tags(self, version: int, tags: dict[str, Any]) -> None:
+        for k, val in tags.items():
+            self.client.set_model_version_tag(self.name, str(version), k, "" if val is None else str(val))
+
+    # -- registration
+
+    def register_model(
+        self,
+        model,
+        run_id: str,
+        pipeline_run_id: str,
+        metrics: dict[str, float],
+        eval_config,
+        *,
+        dataset_version: str | None = None,
+        baseline: bool = False,
+        tags: dict[str, str] | None = None,
+        description: str | None = None,
+        required_metrics: tuple[str, ...] = ("map.mo", "map.cr", "map.mul", "rank_distance"),
+    ) -> int:
+        """Log ``model`` (a folder or a SentenceTransformer) with the sentence-transformers flavor and
+        register it; returns the version. Idempotent: a version tagged with ``pipeline_run_id`` is
+        returned as is, so a retried task never registers a second one.
+
+        Checked before anything is written: the run exists, ``metrics`` hold the gating
+        evaluation's key metrics (``required_metrics`` under the dataset's prefix) as finite numbers.
+        """
+        pipeline_run_id = check_run_key(pipeline_run_id)
+        existing = self.find_version(pipeline_run_id)
+        if existing is not None:
+            log.info("pipeline run %s already registered version %d", pipeline_run_id, existing.version)
+            return existing.version
+        cfg = eval_config_dict(eval_config)
+        dataset_version = dataset_version or cfg.pop("dataset_version", None)
+        prefix = metric_prefix(cfg.get("dataset") or "")
+        missing = [f"{prefix}.{m}" for m in required_metrics
+                   if not isinstance(metrics.get(f"{prefix}.{m}"), (int, float)) or not math.isfinite(metrics[f"{prefix}.{m}"])]
+        if "map.mul" in required_metrics and not languages_of(metrics, prefix):
+            missing.append(f"{prefix}.map.mul.LANG (per-language)")
+        if missing:
+            raise RegistryError(
+                f"cannot register for pipeline run {pipeline_run_id!r}: the metrics lack {missing} (finite numbers) of "
+                f"the gating evaluation on {cfg.get('dataset')!r}; nothing was registered"
+            )
+        try:
+            run = self.client.get_run(run_id)
+        except Exception as e:  # noqa: BLE001
+            raise RegistryError(f"no MLflow run {run_id!r} to register from ({type(e).__name__}); nothing was registered") from None
+        PipelineRun(self.client, run_id, pipeline_run_id, run.info.experiment_id).log_metrics(metrics)
+
+        model_id, model_uri = self._log_model(model, run_id, run.info.experiment_id, pipeline_run_id)
+        key = eval_key(cfg, dataset_version)
+        version_tags = {
+            TAG_PIPELINE: pipeline_run_id,
+            TAG_BASELINE: "true" if baseline else "false",
+            TAG_EVAL_KEY: key,
+            TAG_EVAL_CONFIG: json.dumps({**cfg, "dataset_version": dataset_version}, sort_keys=True),
+            TAG_GATE_STATUS: "baseline" if baseline else "pending",
+            **(tags or {}),
+        }
+        self.ensure_model()
+        with self.lock(f"register {pipeline_run_id}"):
+            again = self.find_version(pipeline_run_id)  # a racing retry may have won
+            if again is not None:
+                log.warning("pipeline run %s registered version %d concurrently; logged model %s stays unregistered",
+                            pipeline_run_id, again.version, model_id)
+                return again.version
+            mv = self.client.create_model_version(
+                self.name, source=model_uri, run_id=run_id, tags=version_tags, model_id=model_id,
+                description=description or ("baseline: the untuned base encoder" if baseline else f"pipeline run {pipeline_run_id}"),
+            )
+        return int(mv.version)
+
+    def _log_model(self, model, run_id: str, exp_id: str, pipeline_run_id: str) -> tuple[str, str]:
+        """The encoder as an MLflow logged model of ``run_id`` (its step-0 metrics linked to the model)."""
+        import mlflow.sentence_transformers
+        import numpy as np
+        from mlflow.models import ModelSignature
+        from mlflow.types import ColSpec, Schema, TensorSpec
+
+        if isinstance(model, (str, Path)):
+            from xlir.models import load_encoder
+
+            model = load_encoder(str(model), device="cpu")
+        dim = model.get_embedding_dimension()
+        signature = ModelSignature(inputs=Schema([ColSpec("string")]), outputs=Schema([TensorSpec(np.dtype("float32"), (-1, dim))]))
+        lm = self.client.create_logged_model(experiment_id=exp_id, name="model", source_run_id=run_id,
+                                             tags={TAG_PIPELINE: pipeline_run_id})
+        try:
+            info = mlflow.sentence_transformers.log_model(
+                model, name="model", model_id=lm.model_id, run_id=run_id, signature=signature,
+                input_example=["query: what is the capital of France?", "passage: Paris is the capital of France."],
+                pip_requirements=pip_requirements(),
+            )
+        except BaseException:
+            self.client.finalize_logged_model(lm.model_id, "FAILED")
+            raise
+        return lm.model_id, info.model_uri
+
+    # -- reading a version's model
+
+    def download(self, version: int) -> Path:
+        """The version's sentence-transformers folder, cached under the xlir cache."""
+        import mlflow.artifacts
+
+        from xlir.paths import cache_dir
+
+        v = self.version(version)
+        target = Path(self.download_dir or cache_dir() / "registry") / f"{self.name}-v{v.version}-{hashlib.sha1(v.source.encode()).hexdigest()[:8]}"
+        folder = target / "model.sentence_transformer"
+        if (folder / "modules.json").is_file():
+            return folder
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
+        try:
+            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.name}/{v.version}", dst_path=str(tmp))
+            if not (tmp / "model.sentence_transformer" / "modules.json").is_file():
+                raise RegistryError(f"version {v.version} of {self.name!r} is not a sentence-transformers model ({v.source})")
+            try:
+                os.replace(tmp, target)
+            except OSError:  # another process put it there first
+                pass
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return folder
+
+    # -- baseline
+
+    def ensure_baseline(self, base_model: str, eval_config, *, evaluator: Evaluator | None = None,
+                        pipeline_run_id: str | None = None) -> int:
+        """The champion's version; with no champion yet, evaluate the untuned ``base_model`` once,
+        register it (tags ``baseline=true``, ``gate.status=baseline``) and give it ``champion``."""
+        current = self.champion()
+        if current is not None:
+            return current.version
+        from xlir.config import EvalConfig
+        from xlir.models import model_fingerprint, prepare_model
+
+        cfg = eval_config if isinstance(eval_config, EvalConfig) else EvalConfig(**eval_config_dict(eval_config))
+        cfg = cfg.model_copy(update={"model": base_model})
+        key = pipeline_run_id or f"baseline-{model_fingerprint(base_model)}-{eval_key(cfg)}"
+        version = self.find_version(key)
+        if version is None:
+            result = (evaluator or default_evaluator)(cfg)
+            metrics = metrics_of(result)
+            dataset_version = (getattr(result, "info", None) or {}).get("dataset_version")
+            with track_pipeline_run(key, tracking_uri=self.tracking_uri, experiment=self.experiment, run_name="baseline",
+                                    tags={"xlir.baseline": "true"}) as run:
+                run.log_params({"base_model": base_model})
+                if hasattr(result, "output_dir"):
+                    run.log_evaluation(result)
+                else:
+                    run.log_config(evaluation=cfg)
+                version = self.register_model(prepare_model(base_model), run.run_id, key, metrics, cfg,
+                                              dataset_version=dataset_version, baseline=True)
+        else:
+            version = version.version
+        with self.lock(f"baseline v{version}"):
+            current = self.champion()
+            if current is None:
+                self.set_tags(version, {"promoted_by": key})
+                self.client.set_registered_model_alias(self.name, CHAMPION, str(version))
+                current = self.champion()
+                crowned = True
+            else:
+                crowned = False
+        if crowned and current.version == version:
+            from xlir.registry.card import write_model_card
+            from xlir.registry.promotion import PromotionResult
+
+            write_model_card(self, version, PromotionResult(version, True, version, None, "baseline",
+                                                            message="baseline, first champion"))
+        return current.version
+
+    # -- table
+
+    def table(self, limit: int | None = 50, dataset: str = "xquad-r") -> list[dict]:
+        """One row per version, newest first: aliases, gate status, key metrics, provenance."""
+        p = metric_prefix(dataset)
+        aliases: dict[int, list[str]] = {}
+        try:
+            for a, v in (self.client.get_registered_model(self.name).aliases or {}).items():
+                aliases.setdefault(int(v), []).append(a)
+        except Exception as e:  # noqa: BLE001
+            if str(getattr(e, "error_code", "")) in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}:
+                return []
+            raise
+        for alias in (CHAMPION, PREVIOUS):  # aliases read one by one are authoritative
+            v = self.alias(alias)
+            for names in aliases.values():
+                if alias in names:
+                    names.remove(alias)
+            if v is not None:
+                aliases.setdefault(v.version, []).append(alias)
+        rows = []
+        for v in sorted(self.versions(), key=lambda x: -x.version)[:limit]:
+            m = self.client.get_run(v.run_id).data.metrics if v.run_id else {}
+            rows.append({
+                "version": v.version,
+                "aliases": sorted(aliases.get(v.version, []), key=lambda a: (a != CHAMPION, a)),
+                "gate": v.tags.get(TAG_GATE_STATUS, ""),
+                "failed": v.tags.get("gate.failed", ""),
+                "baseline": v.baseline,
+                "map.mul": m.get(f"{p}.map.mul"),
+                "map.mo": m.get(f"{p}.map.mo"),
+                "map.cr": m.get(f"{p}.map.cr"),
+                "rank_distance": m.get(f"{p}.rank_distance"),
+                "eval_key": v.eval_key,
+                "pipeline_run_id": v.tags.get(TAG_PIPELINE, ""),
+                "promoted_by": v.tags.get("promoted_by", ""),
+                "run_id": v.run_id,
+            })
+        return rows
+
+
+__all__ = [
+    "CHAMPION",
+    "MODEL_NAME",
+    "PREVIOUS",
+    "Registry",
+    "RegistryError",
+    "VersionInfo",
+    "eval_key",
+]
