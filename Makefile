@@ -31,19 +31,21 @@ data: setup
 	$(BIN)/xlir data fetch
 
 model: setup
-	$(BIN)/xlir model prepare bundled:multilingual-e5-small
+	$(BIN)/xlir model prepare $(BASE_MODEL)
 
 # The main job on the embedded default: check the training data against the data contract,
 # fine-tune the bundled encoder with hybrid batches on MLQA-R, evaluate it zero-shot on XQuAD-R.
 # Finished steps are reused: training resumes or returns its saved result, embeddings are cached.
+BASE_MODEL ?= bundled:multilingual-e5-small
 RUN_DIR ?= .xlir/run
 RUN_STEPS ?= 20
 RUN_EVAL_QUESTIONS ?= 50
 run: data model
 	$(BIN)/xlir data describe mlqa-r
 	$(BIN)/xlir validate "$$($(BIN)/xlir data path mlqa-r)"
-	$(BIN)/xlir train --train-datasets mlqa-r --strategy hybrid --alpha 0.5 --steps $(RUN_STEPS) --output $(RUN_DIR)/train
-	$(BIN)/xlir evaluate --model bundled:multilingual-e5-small --dataset xquad-r --max-questions-per-lang $(RUN_EVAL_QUESTIONS) \
+	$(BIN)/xlir train --base-model $(BASE_MODEL) --train-datasets mlqa-r --strategy hybrid --alpha 0.5 \
+		--steps $(RUN_STEPS) --output $(RUN_DIR)/train
+	$(BIN)/xlir evaluate --model $(BASE_MODEL) --dataset xquad-r --max-questions-per-lang $(RUN_EVAL_QUESTIONS) \
 		--train-languages ar,de,en,es,hi,vi,zh --output $(RUN_DIR)/eval-untuned
 	$(BIN)/xlir evaluate --model $(RUN_DIR)/train/model --dataset xquad-r --max-questions-per-lang $(RUN_EVAL_QUESTIONS) \
 		--train-languages ar,de,en,es,hi,vi,zh --output $(RUN_DIR)/eval-hybrid
