@@ -14,6 +14,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import pytest
+
 from xlir.registry.server import LocalServer
 
 _server: LocalServer | None = None
@@ -50,3 +52,16 @@ def server_pids() -> list[int]:
 
     out = subprocess.run(["pgrep", "-g", str(_server.process.pid)], capture_output=True, text=True).stdout
     return [int(x) for x in out.split()]
+
+
+@pytest.fixture(scope="module")
+def tracking_uri():
+    """The shared server's URI, exported as MLFLOW_TRACKING_URI for the module's tests."""
+    server = shared_server()
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = server.uri
+    yield server.uri
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before

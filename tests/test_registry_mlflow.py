@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from mlflow_server import shared_server, unique
+from mlflow_server import tracking_uri as uri, unique  # noqa: F401 (uri is a fixture)
 from xlir.config import EvalConfig
 from xlir.registry import (
     EvalMismatchError,
@@ -42,18 +42,6 @@ def metrics(mul=0.60, mo=0.82, cr=0.72, rd=300.0, spread=0.10):
 
 E5_UNTUNED = metrics(mul=0.29, mo=0.80, cr=0.63, rd=1270, spread=0.30)  # docs/METHOD.md, section 5
 TINY_RANDOM = metrics(mul=0.001, mo=0.005, cr=0.003, rd=11400, spread=0.002)
-
-
-@pytest.fixture(scope="module")
-def uri():
-    server = shared_server()
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = server.uri
-    yield server.uri
-    if before is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 @pytest.fixture(scope="module")

@@ -2,28 +2,15 @@
 (train, evaluate, baseline, register, gate with a re-evaluated champion, model card)."""
 
 import json
-import os
 
 import pytest
 
-from mlflow_server import shared_server, unique
+from mlflow_server import tracking_uri as uri, unique  # noqa: F401 (uri is a fixture)
 from xlir.config import EvalConfig
 from xlir.registry import Registry, TrackingError, load_gates, track_pipeline_run
 from xlir.registry import promotion
 
 LANGS = ("en", "de", "es")
-
-
-@pytest.fixture(scope="module")
-def uri():
-    server = shared_server()
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = server.uri
-    yield server.uri
-    if before is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 @pytest.fixture(scope="module", autouse=True)
