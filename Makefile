@@ -55,3 +55,14 @@ test: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The local Airflow + MLflow stack (issue 7, in progress): each process on 127.0.0.1, stopped by pid.
+.PHONY: stack-up stack-down stack-status stack-run
+stack-up: setup
+	$(BIN)/xlir stack up
+stack-down:
+	$(BIN)/xlir stack down
+stack-status:
+	$(BIN)/xlir stack status
+stack-run: data model
+	$(BIN)/xlir stack run

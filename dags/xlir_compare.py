@@ -1,0 +1,85 @@
+"""xlir_compare: train and evaluate mono, cross and hybrid (and an alpha list) from one data
+version and seed, then log a comparison table and chart to the parent MLflow run. No promotion.
+
+Table of contents: prepare -> variants -> train[variant] (mapped) -> evaluate[variant] (mapped) -> compare.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import dag, get_current_context, task
+
+from xlir.pipeline.params import CompareParams, airflow_params
+
+
+def _run() -> tuple[str, dict]:
+    ctx = get_current_context()
+    return ctx["run_id"], dict(ctx["params"])
+
+
+@dag(
+    dag_id="xlir_compare",
+    schedule=None,
+    catchup=False,
+    max_active_runs=1,
+    params=airflow_params(CompareParams),
+    tags=["xlir", "training", "comparison"],
+    default_args={"owner": "xlir", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    doc_md="""
+### xlir_compare
+Batch-strategy comparison on one data version and seed: one mapped training per variant
+(`strategies`, hybrid at `alpha`, plus hybrid at each of `alphas`), each evaluated on
+`eval_datasets`; the parent MLflow run gets `comparison/comparison.md` and
+`comparison/comparison.png`. Nothing is registered or promoted.
+""",
+)
+def xlir_compare():
+    @task(doc_md="Resolve and load the training data, open the MLflow run (`prepare_training_data`).")
+    def prepare() -> dict:
+        from xlir.pipeline.params import CompareParams
+        from xlir.pipeline.params import parse_params
+        from xlir.pipeline.tasks import prepare_training_data
+
+        run_id, params = _run()
+        return prepare_training_data(run_id, parse_params(params, CompareParams))
+
+    @task(doc_md="The variants to train (`compare_variants`).")
+    def variants() -> list[dict]:
+        from xlir.pipeline.tasks import compare_variants
+
+        return compare_variants(_run()[1])
+
+    @task(retries=3, doc_md="Fine-tune one variant (`train_model`); retries resume from the checkpoint.")
+    def train(prepared: dict, variant: dict) -> dict:
+        from xlir.pipeline.params import CompareParams, parse_params
+        from xlir.pipeline.tasks import train_model
+
+        run_id, params = _run()
+        return train_model(run_id, parse_params(params, CompareParams), prepared["train_datasets"],
+                           strategy=variant["strategy"], alpha=variant["alpha"])
+
+    @task(doc_md="Evaluate one trained variant on every evaluation dataset (`evaluate_model`).")
+    def evaluate(trained: dict) -> list[dict]:
+        from xlir.pipeline.params import CompareParams, parse_params
+        from xlir.pipeline.tasks import evaluate_model
+
+        run_id, params = _run()
+        p = parse_params(params, CompareParams)
+        return [evaluate_model(run_id, trained, d, p) for d in p.eval_datasets]
+
+    @task(doc_md="Comparison table (markdown) and chart (PNG) on the parent MLflow run (`compare_strategies`).")
+    def compare(evaluations: list[list[dict]]) -> dict:
+        from xlir.pipeline.params import CompareParams, parse_params
+        from xlir.pipeline.tasks import compare_strategies
+
+        run_id, params = _run()
+        flat = [e for group in evaluations for e in group]
+        return compare_strategies(run_id, parse_params(params, CompareParams), flat)
+
+    prepared = prepare()
+    trained = train.partial(prepared=prepared).expand(variant=variants())
+    compare(evaluate.expand(trained=trained))
+
+
+xlir_compare()

@@ -1,0 +1,121 @@
+"""xlir_train: fine-tune, evaluate, register and (gated) promote one encoder per DAG run.
+
+Table of contents: prepare -> train -> evaluate[dataset] (mapped) -> register -> gate ->
+promote (pool xlir_promotion, one slot) -> finish. Each task calls one function of
+``xlir.pipeline.tasks``; XCom carries ids, URIs and versions only.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import Asset, dag, get_current_context, task
+
+from xlir.pipeline.params import (PROMOTION_POOL, VALIDATED_QA_NAME, VALIDATED_QA_URI, PipelineParams,
+                                  airflow_params)
+
+VALIDATED_QA = Asset(name=VALIDATED_QA_NAME, uri=VALIDATED_QA_URI)
+
+
+def _run() -> tuple[str, dict]:
+    ctx = get_current_context()
+    return ctx["run_id"], dict(ctx["params"])
+
+
+def _triggering_version() -> str | None:
+    """The data version of the asset event that triggered this run, if any."""
+    try:
+        events = get_current_context()["triggering_asset_events"]
+        for evs in events.values():
+            for e in evs:
+                if (e.extra or {}).get("version"):
+                    return e.extra["version"]
+    except (KeyError, AttributeError, TypeError):
+        return None
+    return None
+
+
+@dag(
+    dag_id="xlir_train",
+    schedule=[VALIDATED_QA],
+    catchup=False,
+    max_active_runs=1,
+    params=airflow_params(PipelineParams),
+    tags=["xlir", "training", "registry"],
+    default_args={"owner": "xlir", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    doc_md="""
+### xlir_train
+One fine-tuning run of the retrieval encoder, scheduled on the asset `xlir://validated-qa`
+(a new ingested data version is added to the training data) or triggered by hand with the
+params below. One MLflow run per DAG run (child run per variant).
+
+1. **prepare**: resolve and load the training sources, open the MLflow run.
+2. **train**: fine-tune (a retry resumes from the last checkpoint).
+3. **evaluate**: one mapped task per evaluation dataset.
+4. **register**: make sure a champion exists (untuned base model), register the new version.
+5. **gate**: decision against the champion (gate profile + overrides).
+6. **promote**: gated alias move, one at a time (pool `xlir_promotion`).
+""",
+)
+def xlir_train():
+    @task(doc_md="Resolve and load the training data, open the DAG run's MLflow run (`prepare_training_data`).")
+    def prepare() -> dict:
+        from xlir.pipeline.tasks import prepare_training_data
+
+        run_id, params = _run()
+        return prepare_training_data(run_id, params, data_version=_triggering_version())
+
+    @task(retries=3, doc_md="Fine-tune the encoder (`train_model`); retries resume from the last checkpoint.")
+    def train(prepared: dict) -> dict:
+        from xlir.pipeline.tasks import train_model
+
+        run_id, params = _run()
+        return train_model(run_id, params, prepared["train_datasets"])
+
+    @task(doc_md="The evaluation datasets to map over.")
+    def eval_datasets() -> list[str]:
+        return list(_run()[1]["eval_datasets"])
+
+    @task(doc_md="Zero-shot evaluation on one dataset (`evaluate_model`), logged to the variant's MLflow run.")
+    def evaluate(trained: dict, dataset: str) -> dict:
+        from xlir.pipeline.tasks import evaluate_model
+
+        run_id, params = _run()
+        return evaluate_model(run_id, trained, dataset, params)
+
+    @task(doc_md="Ensure a champion exists and register the trained model (`log_and_register`).")
+    def register(trained: dict, evaluations: list[dict]) -> dict:
+        from xlir.pipeline.tasks import log_and_register
+
+        run_id, params = _run()
+        return log_and_register(run_id, params, trained, list(evaluations))
+
+    @task(doc_md="Gate decision for the new version against the champion (`gate`); records nothing.")
+    def gate(registered: dict) -> dict:
+        from xlir.pipeline.tasks import gate as decide
+
+        run_id, params = _run()
+        return decide(run_id, params, registered)
+
+    @task(pool=PROMOTION_POOL, doc_md="Gated promotion (`promote`): moves `champion` on a pass, tags the version "
+                                      "rejected on a fail. Pool `xlir_promotion` (one slot).")
+    def promote(registered: dict, decision: dict) -> dict:
+        from xlir.pipeline.tasks import promote as do_promote
+
+        run_id, params = _run()
+        return do_promote(run_id, params, registered)
+
+    @task(doc_md="Close the DAG run's MLflow run with a summary (`finish_run`).")
+    def finish(promoted: dict) -> dict:
+        from xlir.pipeline.tasks import finish_run
+
+        run_id, params = _run()
+        return finish_run(run_id, params, promoted)
+
+    trained = train(prepare())
+    evaluations = evaluate.partial(trained=trained).expand(dataset=eval_datasets())
+    registered = register(trained, evaluations)
+    finish(promote(registered, gate(registered)))
+
+
+xlir_train()

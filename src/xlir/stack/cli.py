@@ -1,0 +1,65 @@
+"""``xlir stack up|down|status|run``: the local MLflow + Airflow stack (register these in xlir.cli)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+StateOption = typer.Option(None, "--state-dir", help="stack state folder (default: $XLIR_STACK_DIR or .xlir/stack)")
+
+
+def _stack(state_dir: Path | None):
+    from xlir.stack.processes import LocalStack
+
+    return LocalStack(state_dir)
+
+
+def stack_up(state_dir: Path | None = StateOption,
+             parallelism: int = typer.Option(2, min=1, max=8, help="Airflow parallelism (tasks at once)")) -> None:
+    """Start MLflow and Airflow (api-server, scheduler, dag-processor, triggerer) on 127.0.0.1."""
+    from xlir.stack.processes import LocalStack
+
+    stack = LocalStack(state_dir, parallelism=parallelism)
+    _print(stack.up(echo=typer.echo))
+    typer.echo(f"Airflow UI {stack.api_url} (user admin, password in {stack.passwords_file}); MLflow {stack.mlflow_uri}")
+
+
+def stack_down(state_dir: Path | None = StateOption) -> None:
+    """Stop every stack process by its pid."""
+    stopped = _stack(state_dir).down(echo=typer.echo)
+    typer.echo("nothing was running" if not stopped else f"stopped {len(stopped)} service(s)")
+
+
+def stack_status(state_dir: Path | None = StateOption,
+                 as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """What runs where: each service's pid, URL and log."""
+    rows = _stack(state_dir).status()
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        _print(rows)
+
+
+def stack_run(state_dir: Path | None = StateOption,
+              source: Path | None = typer.Option(None, help="dataset to land (default: the MLQA-R files)"),
+              conf: str = typer.Option("{}", help="JSON conf for a hand-triggered xlir_train run")) -> None:
+    """Land MLQA-R, trigger xlir_ingest through the REST API, follow it and the xlir_train run it schedules."""
+    from xlir.stack.run import run_default
+
+    out = run_default(_stack(state_dir), source=source, conf=json.loads(conf), echo=typer.echo)
+    if out["train"]["state"] != "success":
+        raise typer.Exit(1)
+
+
+def _print(rows) -> None:
+    for r in rows:
+        typer.echo(f"{r.name:14} {'running' if r.running else 'stopped':8} pid={r.pid or '-':<8} {r.url:28} log={r.log}")
+
+
+app = typer.Typer(help="The local stack: MLflow + Airflow on 127.0.0.1.", no_args_is_help=True)
+app.command("up")(stack_up)
+app.command("down")(stack_down)
+app.command("status")(stack_status)
+app.command("run")(stack_run)

@@ -1,0 +1,58 @@
+"""The environment of an Airflow installation for xlir: one function, shared by the stack and the tests.
+
+SQLite metadata DB under ``AIRFLOW_HOME``, LocalExecutor, low parallelism, no examples, the
+repo's ``dags/`` and ``plugins/``, SimpleAuthManager with one admin user whose password lives in
+a 0600 file, and every listener (API server, log servers) on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from xlir.paths import REPO_ROOT
+
+DAGS_FOLDER = REPO_ROOT / "dags"
+PLUGINS_FOLDER = REPO_ROOT / "plugins"
+
+
+def airflow_env(home: str | Path, *, parallelism: int = 2, api_port: int = 8080, log_port: int = 8793,
+                trigger_log_port: int = 8794, mlflow_uri: str | None = None, admin: str = "admin",
+                passwords_file: str | Path | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The ``AIRFLOW__*`` (and xlir) variables of an isolated Airflow at ``home``."""
+    home = Path(home).resolve()
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_FOLDER),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(parallelism),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{admin}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file or home / "passwords.json"),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_HOST": "127.0.0.1",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(log_port),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(trigger_log_port),
+        "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "AIRFLOW__WEBSERVER__EXPOSE_CONFIG": "False",
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    if mlflow_uri:
+        env["MLFLOW_TRACKING_URI"] = mlflow_uri
+        env.setdefault("XLIR_MLFLOW_UI_URL", mlflow_uri)
+    env.update(extra or {})
+    return env

@@ -1,0 +1,343 @@
+"""The Airflow DAGs: they import, follow the conventions, refuse bad params, and run end to end.
+
+One isolated AIRFLOW_HOME (SQLite, ``airflow db migrate`` once) per test process, set before
+Airflow is imported; the end-to-end runs use ``dag.test()`` with the tiny encoder on a small
+slice of MLQA-R, evaluated on 3 XQuAD-R questions per language, against one real MLflow server
+(tests/mlflow_server.py). Each test owns its registered-model name, experiment and folders.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from xlir.stack.env import airflow_env
+
+_HOME = Path(tempfile.mkdtemp(prefix="xlir-airflow-test-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+os.environ.update(airflow_env(_HOME))
+os.environ["XLIR_INGEST_SCHEDULE"] = "*/15 * * * *"
+
+DAG_IDS = {"xlir_ingest", "xlir_train", "xlir_compare"}
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """``airflow db migrate`` once per test process, in the isolated home."""
+    if not (_HOME / "airflow.db").is_file():
+        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
+                       env=os.environ.copy(), timeout=600)
+    return _HOME
+
+
+@pytest.fixture(scope="session")
+def dagbag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+
+
+# ------------------------------------------------------------------ structure
+
+
+def test_dagbag_imports_every_dag_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert DAG_IDS <= set(dagbag.dags)
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
+def test_every_dag_has_tags_owner_docs_and_retries(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    assert dag.tags and "xlir" in dag.tags
+    assert dag.doc_md and dag_id in dag.doc_md
+    for t in dag.tasks:
+        assert t.owner == "xlir", t.task_id
+        assert t.doc_md, f"{dag_id}.{t.task_id} has no doc_md"
+        assert t.retries is not None
+    assert any(t.retries > 0 for t in dag.tasks)
+
+
+def test_dag_files_import_no_heavy_library_at_top_level():
+    code = ("import sys, runpy; [runpy.run_path(f'dags/{n}.py') for n in ('xlir_ingest', 'xlir_train', 'xlir_compare')]; "
+            "heavy = [m for m in ('torch', 'mlflow', 'pandas', 'faiss', 'sentence_transformers', 'transformers') "
+            "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy(),
+                       cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def test_train_is_scheduled_on_the_ingest_asset_and_promote_uses_the_one_slot_pool(dagbag):
+    ingest, train = dagbag.dags["xlir_ingest"], dagbag.dags["xlir_train"]
+    outlets = [a.uri.rstrip("/") for a in ingest.get_task("publish").outlets]
+    assert outlets == ["xlir://validated-qa"]
+    assert "xlir_validated_qa" in str(train.timetable.asset_condition)
+    assert train.get_task("promote").pool == "xlir_promotion"
+    assert train.get_task("evaluate").__class__.__name__.endswith("MappedOperator")
+
+
+def test_ingest_schedule_defaults_to_every_15_minutes(dagbag):
+    from airflow.serialization.serialized_objects import encode_timetable
+
+    assert "*/15 * * * *" in json.dumps(encode_timetable(dagbag.dags["xlir_ingest"].timetable))
+
+
+# ------------------------------------------------------------------ params
+
+
+def test_params_carry_title_description_and_bounds(dagbag):
+    params = dagbag.dags["xlir_train"].params
+    schema = {k: params.get_param(k).schema for k in params}
+    described = {k: params.get_param(k).description for k in params}
+    assert schema["strategy"]["enum"] == ["mono", "cross", "hybrid"]
+    assert schema["alpha"]["minimum"] == 0 and schema["alpha"]["maximum"] == 1
+    assert "smoke" in schema["gate_profile"]["enum"]
+    for name, s in schema.items():
+        assert s.get("title") and described[name], name
+
+
+@pytest.mark.parametrize("bad", [
+    {"strategy": "random"},
+    {"alpha": 1.5},
+    {"alpha": -0.1},
+    {"steps": 0},
+    {"batch_size": 1},
+    {"max_seq_length": 4},
+    {"gate_profile": "lenient"},
+    {"promote": "yes"},
+    {"eval_questions_per_lang": 0},
+    {"train_datasets": []},
+])
+def test_train_params_refuse_bad_values_at_trigger_time(dagbag, bad):
+    from airflow.sdk.definitions.param import ParamsDict
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = ParamsDict(dagbag.dags["xlir_train"].params)
+    for k, v in bad.items():
+        with pytest.raises((ParamValidationError, ValueError)):
+            params[k] = v
+            params.validate()
+
+
+def test_train_params_accept_the_defaults_and_a_good_conf(dagbag):
+    from airflow.sdk.definitions.param import ParamsDict
+
+    params = ParamsDict(dagbag.dags["xlir_train"].params)
+    params.update({"strategy": "mono", "alpha": 0.0, "steps": 2, "gate_profile": "smoke", "promote": False})
+    out = params.validate()
+    assert out["strategy"] == "mono" and out["steps"] == 2
+
+
+def test_compare_params_refuse_an_alpha_outside_0_1(dagbag):
+    from airflow.sdk.definitions.param import ParamsDict
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = ParamsDict(dagbag.dags["xlir_compare"].params)
+    with pytest.raises((ParamValidationError, ValueError)):
+        params["alphas"] = [0.2, 2.0]
+        params.validate()
+
+
+# ------------------------------------------------------------------ end to end (dag.test)
+
+from mlflow_server import shared_server, unique  # noqa: E402
+
+LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
+
+
+def synthetic(value: float, rd: float) -> dict[str, float]:
+    """Gating metrics of a made-up champion (all languages at ``value``)."""
+    m = {f"xquad_r.map.{k}": value for k in ("mo", "cr", "mul")}
+    m["xquad_r.rank_distance"] = rd
+    m.update({f"xquad_r.map.mul.{lang}": value for lang in LANGS})
+    return m
+
+
+@pytest.fixture(scope="module")
+def mlflow_uri():
+    uri = shared_server().uri
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    yield uri
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+@pytest.fixture(scope="module")
+def small_train_file(tmp_path_factory):
+    """30 parallel ids of MLQA-R in three languages, as JSONL."""
+    from xlir.data import load_dataset
+
+    q = load_dataset("mlqa-r").questions
+    q = q[q["lang"].isin(["en", "de", "es"])]
+    ids = sorted(q["parallel_id"].unique())[:30]
+    q = q[q["parallel_id"].isin(ids)][["parallel_id", "lang", "question", "answer_sentence", "paragraph", "negatives"]]
+    path = tmp_path_factory.mktemp("train-data") / "mlqa-slice.jsonl"
+    with path.open("w") as f:
+        for row in q.to_dict("records"):
+            row["negatives"] = list(row["negatives"]) if row["negatives"] is not None else []
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return str(path)
+
+
+@pytest.fixture
+def pipeline_dirs(tmp_path, monkeypatch):
+    dirs = {k: tmp_path / k for k in ("landing", "store", "quarantine", "pipeline")}
+    for k, v in dirs.items():
+        v.mkdir()
+        monkeypatch.setenv(f"XLIR_{'PIPELINE' if k == 'pipeline' else k.upper()}_DIR", str(v))
+    return dirs
+
+
+def run_conf(train_file: str, **kw) -> dict:
+    return {"base_model": "tiny", "train_datasets": [train_file], "strategy": "hybrid", "alpha": 0.5, "steps": 2,
+            "batch_size": 4, "max_seq_length": 32, "checkpoint_every": 1, "validation_fraction": 0.0, "eval_datasets": ["xquad-r"],
+            "eval_questions_per_lang": 3, "registered_model": unique("enc"), "experiment": unique("exp"), **kw}
+
+
+def states(dr) -> dict[str, str]:
+    return {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dr.get_task_instances()}
+
+
+def crown(conf: dict, metrics: dict) -> int:
+    """A champion with made-up metrics on the run's own evaluation config."""
+    from xlir.pipeline.params import PipelineParams
+    from xlir.pipeline.tasks import GATING_DATASET, eval_config
+    from xlir.registry import ensure_baseline
+
+    from types import SimpleNamespace
+
+    from xlir.data import load_dataset
+
+    p = PipelineParams(**conf)
+    made_up = SimpleNamespace(metrics=metrics, info={"dataset_version": load_dataset(GATING_DATASET).version})
+    return ensure_baseline(p.base_model, eval_config(p, GATING_DATASET, p.base_model), name=p.registered_model,
+                           evaluator=lambda cfg: made_up)
+
+
+def xcom(dr, task_id: str):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as s:
+        row = s.query(XComModel).filter_by(dag_id=dr.dag_id, run_id=dr.run_id, task_id=task_id, key="return_value").first()
+        return None if row is None else XComModel.deserialize_value(row)
+
+
+def test_train_dag_end_to_end_promotes_when_the_gates_pass(dagbag, mlflow_uri, small_train_file, pipeline_dirs):
+    from xlir.registry import Registry
+
+    conf = run_conf(small_train_file, gate_profile="smoke")
+    old = crown(conf, synthetic(0.0, 1e9))
+    dr = dagbag.dags["xlir_train"].test(run_conf=conf)
+    assert str(getattr(dr.state, "value", dr.state)) == "success", states(dr)
+    promoted = xcom(dr, "promote")
+    assert promoted["promoted"] is True and promoted["status"] == "passed"
+    reg = Registry(mlflow_uri, conf["registered_model"], experiment=conf["experiment"])
+    assert reg.champion().version == promoted["version"] != old
+    assert reg.alias("previous-champion").version == old
+    assert not xcom(dr, "gate")["failed"]
+    from mlflow import MlflowClient
+
+    runs = MlflowClient(mlflow_uri).search_runs(
+        [reg.client.get_experiment_by_name(conf["experiment"]).experiment_id],
+        filter_string=f"tags.`xlir.pipeline_run_id` = '{dr.run_id}'")
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}  # the DAG run's run and its child
+    trained = xcom(dr, "train")
+    assert set(trained) >= {"model_dir", "mlflow_run_id", "variant"} and len(json.dumps(trained)) < 2000
+
+
+def test_train_dag_end_to_end_moves_nothing_when_the_gates_fail(dagbag, mlflow_uri, small_train_file, pipeline_dirs):
+    from xlir.registry import Registry
+
+    conf = run_conf(small_train_file, gate_profile="default")
+    old = crown(conf, synthetic(0.9, 10.0))
+    dr = dagbag.dags["xlir_train"].test(run_conf=conf)
+    assert str(getattr(dr.state, "value", dr.state)) == "success", states(dr)
+    decision, promoted = xcom(dr, "gate"), xcom(dr, "promote")
+    assert decision["passed"] is False and decision["failed"]
+    assert promoted["promoted"] is False and promoted["status"] == "rejected"
+    reg = Registry(mlflow_uri, conf["registered_model"], experiment=conf["experiment"])
+    assert reg.champion().version == old
+    assert reg.version(promoted["version"]).tags.get("gate.status") == "rejected"
+
+
+def _asset_events():
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as s:
+        return [e.extra for e in s.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                .filter(AssetModel.name == "xlir_validated_qa").all()]
+
+
+def test_ingest_dag_ingests_a_good_file_and_emits_the_asset_with_its_version(dagbag, pipeline_dirs):
+    src = Path(__file__).parent / "fixtures" / "validation" / "good.jsonl"
+    (pipeline_dirs["landing"] / "good.jsonl").write_bytes(src.read_bytes())
+    before = len(_asset_events())
+    dr = dagbag.dags["xlir_ingest"].test()
+    assert str(getattr(dr.state, "value", dr.state)) == "success", states(dr)
+    version = xcom(dr, "ingest")["ingested"][0]
+    assert (pipeline_dirs["store"] / version / "questions.parquet").is_file()
+    events = _asset_events()[before:]
+    assert [e["version"] for e in events] == [version]
+
+
+def test_ingest_dag_quarantines_a_bad_file_and_fails_visibly(dagbag, pipeline_dirs):
+    (pipeline_dirs["landing"] / "bad.jsonl").write_text('{"parallel_id": "x", "lang": "xx"}\nnot json\n')
+    before = len(_asset_events())
+    dr = dagbag.dags["xlir_ingest"].test()
+    st = states(dr)
+    assert str(getattr(dr.state, "value", dr.state)) == "failed", st
+    assert st["check"] == "failed" and st["ingest"] == "success" and st["publish"] == "skipped"
+    assert xcom(dr, "ingest")["quarantined"]
+    assert any(pipeline_dirs["quarantine"].iterdir())
+    assert not list(pipeline_dirs["landing"].glob("bad.jsonl"))
+    assert len(_asset_events()) == before
+
+
+# ------------------------------------------------------------------ plugin
+
+
+def test_plugin_registers_the_mlflow_links(airflow_db):
+    from airflow import plugins_manager
+
+    names = {link.name for link in plugins_manager.get_global_operator_extra_links()}
+    assert {"MLflow run", "MLflow model version", "MLflow UI"} <= names
+
+
+def test_plugin_links_read_the_task_xcom(dagbag, pipeline_dirs, monkeypatch):
+    import importlib.util
+
+    monkeypatch.setenv("XLIR_MLFLOW_UI_URL", "http://127.0.0.1:5999/")
+    spec = importlib.util.spec_from_file_location("xlir_links_plugin", Path(os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"]) / "xlir_mlflow_links.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    dr = dagbag.dags["xlir_ingest"].test()  # empty landing: ingest returns a dict without MLflow ids
+    ti = next(t for t in dr.get_task_instances() if t.task_id == "ingest")
+    assert mod.MLflowRunLink().get_link(None, ti_key=ti.key) == ""
+    assert mod.MLflowUILink().get_link(None, ti_key=ti.key) == "http://127.0.0.1:5999"
+
+
+def test_compare_dag_trains_each_variant_and_logs_table_and_chart(dagbag, mlflow_uri, small_train_file, pipeline_dirs):
+    from mlflow import MlflowClient
+
+    conf = run_conf(small_train_file, strategies=["mono", "hybrid"], alphas=[0.25])
+    conf.pop("registered_model")
+    dr = dagbag.dags["xlir_compare"].test(run_conf=conf)
+    assert str(getattr(dr.state, "value", dr.state)) == "success", states(dr)
+    out = xcom(dr, "compare")
+    assert out["variants"] == ["hybrid-a0.25", "hybrid-a0.5", "mono"]
+    table = Path(out["table"]).read_text()
+    assert "| mono |" in table and "map.mul" in table
+    files = {f.path for f in MlflowClient(mlflow_uri).list_artifacts(out["mlflow_run_id"], "comparison")}
+    assert files == {"comparison/comparison.md", "comparison/comparison.png"}

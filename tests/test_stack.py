@@ -1,0 +1,101 @@
+"""The local stack: configuration that binds nothing beyond 127.0.0.1, and (system test) the real
+stack started by ``LocalStack.up``, a DAG run triggered through the REST API with a conf and
+polled to success, the MLflow registry checked, everything stopped by pid, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+
+
+from xlir.stack.env import airflow_env
+from xlir.stack.processes import LocalStack
+from xlir.stack.run import api_for, land_dataset
+
+
+def test_airflow_env_binds_only_loopback_and_keeps_parallelism_low(tmp_path):
+    env = airflow_env(tmp_path, parallelism=2, api_port=8123)
+    assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
+    assert env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_HOST"] == "127.0.0.1"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env["AIRFLOW__CORE__PARALLELISM"] == "2"
+    assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite:///")
+    assert "SimpleAuthManager" in env["AIRFLOW__CORE__AUTH_MANAGER"]
+
+
+def test_scheduler_and_triggerer_skip_the_all_interfaces_log_server(tmp_path):
+    cmds = LocalStack(tmp_path)._commands()
+    assert "--skip-serve-logs" in cmds["scheduler"] and "--skip-serve-logs" in cmds["triggerer"]
+    assert cmds["api-server"][cmds["api-server"].index("--host") + 1] == "127.0.0.1"
+    assert cmds["mlflow"][cmds["mlflow"].index("--host") + 1] == "127.0.0.1"
+
+
+def test_a_stale_pid_file_is_not_a_running_service(tmp_path):
+    stack = LocalStack(tmp_path)
+    stack.pid_file("scheduler").parent.mkdir(parents=True)
+    stack.pid_file("scheduler").write_text(f"{os.getpid()} airflow scheduler\n")  # this pytest, not a scheduler
+    assert stack.pid("scheduler") is None
+    assert not stack.pid_file("scheduler").exists()
+    assert stack.down(echo=lambda *_: None) == []
+
+
+def test_land_dataset_renames_a_complete_copy_into_landing(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "en.json").write_text("{}")
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    out = land_dataset([src / "en.json"], landing, "mine")
+    assert out == landing / "mine" and (out / "en.json").is_file()
+    assert [p.name for p in landing.iterdir()] == ["mine"]
+
+
+def test_system_stack_runs_a_dag_through_the_rest_api_and_stops_cleanly(tmp_path):
+    from xlir.registry import Registry
+    from xlir.registry.server import free_port
+
+    data = tmp_path / "train.jsonl"
+    from xlir.data import load_dataset
+
+    q = load_dataset("mlqa-r").questions
+    q = q[q["lang"].isin(["en", "de", "es"])]
+    q = q[q["parallel_id"].isin(sorted(q["parallel_id"].unique())[:30])]
+    with data.open("w") as f:
+        for row in q[["parallel_id", "lang", "question", "answer_sentence", "paragraph", "negatives"]].to_dict("records"):
+            row["negatives"] = list(row["negatives"]) if row["negatives"] is not None else []
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    stack = LocalStack(tmp_path / "stack", mlflow_port=free_port(), api_port=free_port())
+    lines = []
+    pids = []
+    try:
+        stack.up(echo=lines.append)
+        assert sum("password" in line for line in lines) == 1
+        assert stat.S_IMODE(stack.passwords_file.stat().st_mode) == 0o600
+        assert all(s.running for s in stack.status())
+        pids = stack.processes()
+        listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines()
+        ours = [line for line in listening if any(f"pid={p}," in line for p in pids)]
+        assert ours and all("127.0.0.1:" in line.split()[3] for line in ours), ours
+
+        api = api_for(stack)
+        api.wait_for_dag("xlir_train")
+        api.unpause("xlir_train")
+        conf = {"base_model": "tiny", "train_datasets": [str(data)], "steps": 2, "batch_size": 4, "max_seq_length": 32,
+                "checkpoint_every": 1, "validation_fraction": 0.0, "eval_questions_per_lang": 3,
+                "gate_profile": "smoke", "registered_model": "system-enc"}
+        run = api.trigger("xlir_train", conf)
+        assert run["conf"]["registered_model"] == "system-enc"
+        done = api.follow("xlir_train", run["dag_run_id"], echo=lines.append, poll=3, timeout=900)
+        assert done["state"] == "success", lines[-3:]
+        promoted = api.xcom("xlir_train", run["dag_run_id"], "promote")
+        reg = Registry(stack.mlflow_uri, "system-enc")
+        assert reg.version(promoted["version"]).tags.get("pipeline_run_id") == run["dag_run_id"]
+        assert reg.champion() is not None
+    finally:
+        stack.down(echo=lines.append)
+    assert not [p for p in pids if os.path.exists(f"/proc/{p}")]
+    assert not any(s.running for s in stack.status())
