@@ -289,7 +289,7 @@ def e5_model():
 @pytest.mark.slow
 def test_bundled_conversion_is_cached_with_source_sha(e5_model):
     from xlir.models import bundled
-    from xlir.models._folder import sha256_file
+    from xlir.digest import sha256_file
 
     folder = prepare_model(E5)
     manifest = json.loads((folder / "xlir_manifest.json").read_text())

@@ -18,7 +18,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from xlir.data import readers
-from xlir.data.schema import QADataset, content_version, sha256_file
+from xlir.data.schema import QADataset, content_version
+from xlir.digest import sha256_file
 from xlir.errors import ChecksumError, DatasetNotFoundError, XlirError
 from xlir.paths import cache_dir, shared_data_dirs
 

@@ -102,11 +102,3 @@ def content_version(parts: list[tuple[str, str]]) -> str:
     """A short, stable version from (name, sha256) pairs, order-independent."""
     digest = hashlib.sha256("\n".join(f"{n}:{h}" for n, h in sorted(parts)).encode())
     return digest.hexdigest()[:16]
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -7,7 +7,6 @@ import json
 import os
 import tempfile
 import time
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -58,7 +57,3 @@ def encode_cached(model, fingerprint: str, texts: list[str], prompt: str, *, bat
     os.replace(tmp, path)
     meta.write_text(json.dumps({"seconds": seconds, "texts": len(texts), "prompt": prompt, "fingerprint": fingerprint}))
     return Encoded(emb, False, seconds)
-
-
-def embeddings_dir() -> Path:
-    return cache_dir() / "embeddings"

@@ -8,7 +8,6 @@ instantiating and re-serialising a 470 MB model just to emit five small JSON fil
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,14 +28,6 @@ _ST = "sentence_transformers."  # module paths as sentence-transformers 6 writes
 def models_dir() -> Path:
     """Where prepared encoders live (follows ``XLIR_CACHE_DIR``)."""
     return cache_dir() / "models"
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def bert_shapes(

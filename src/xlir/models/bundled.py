@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from xlir.digest import sha256_file
 from xlir.models._folder import (
     E5_PROMPTS,
     bert_shapes,
     build_atomically,
     models_dir,
-    sha256_file,
     write_bert_config,
     write_sentence_transformers_files,
     write_tokenizer,

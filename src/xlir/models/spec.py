@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from xlir.digest import sha256_file
 from xlir.errors import ModelSpecError
 from xlir.models import bundled, tiny
 from xlir.models._folder import (
@@ -28,7 +29,6 @@ from xlir.models._folder import (
     E5_QUERY_PREFIX,
     MANIFEST,
     models_dir,
-    sha256_file,
 )
 
 

@@ -52,7 +52,8 @@ def load_source(spec: str, languages: list[str] | None = None) -> TrainingSource
         if not path.is_file():
             raise XlirError(f"training data file {spec!r} does not exist")
         from xlir.data.readers import read_table
-        from xlir.data.schema import content_version, sha256_file
+        from xlir.data.schema import content_version
+        from xlir.digest import sha256_file
 
         fmt = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "jsonl"
         questions, _ = read_table(path, fmt=fmt)

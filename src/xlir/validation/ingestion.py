@@ -62,7 +62,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 import xlir
-from xlir.data.schema import sha256_file
+from xlir.digest import sha256_file
 from xlir.errors import XlirError
 from xlir.paths import cache_dir
 from xlir.validation.config import ValidationConfig
