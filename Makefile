@@ -10,11 +10,12 @@ STAMP := $(VENV)/.xlir-installed
 # pip on some machines prints one warning per missing local index folder; keep the log readable.
 QUIET_PIP := grep -v '^WARNING: Location' || true
 
-.PHONY: help setup run test data model clean-venv
+.PHONY: help setup run stop status cli-run test data model clean-venv
 
 help:
 	@echo "make run    set up everything and run the main job on the embedded default"
 	@echo "make test   run the test suite (what CI runs)"
+	@echo "make stop   stop the local stack started by make run; make status shows it"
 
 $(STAMP): requirements-lock.txt pyproject.toml
 	@echo ">> creating $(VENV) from requirements-lock.txt (first time: about 2 minutes)"
@@ -33,15 +34,27 @@ data: setup
 model: setup
 	$(BIN)/xlir model prepare $(BASE_MODEL)
 
-# The main job on the embedded default: check the training data against the data contract,
-# fine-tune the bundled encoder with hybrid batches on MLQA-R, evaluate it zero-shot on XQuAD-R.
-# Finished steps are reused: training resumes or returns its saved result, embeddings are cached.
+# The main job on the embedded default, the way users' data goes: start the local stack (MLflow +
+# Airflow on 127.0.0.1, each process by pid), land MLQA-R, trigger xlir_ingest through the REST
+# API; its asset event starts xlir_train with the default params (hybrid batches on MLQA-R,
+# zero-shot evaluation on XQuAD-R and DREAM, gates against the champion). A second `make run`
+# reuses the venv, data, encoder, servers and results. `make stop` stops the stack.
+run: data model
+	$(BIN)/xlir stack up
+	$(BIN)/xlir stack run
+
+stop:
+	@if [ -x $(BIN)/xlir ]; then $(BIN)/xlir stack down; else echo "no venv: nothing was started"; fi
+
+status:
+	$(BIN)/xlir stack status
+
+# The same training and evaluation with the CLI only (no Airflow, no MLflow).
 BASE_MODEL ?= bundled:multilingual-e5-small
 RUN_DIR ?= .xlir/run
 RUN_STEPS ?= 20
 RUN_EVAL_QUESTIONS ?= 50
-run: data model
-	$(BIN)/xlir data describe mlqa-r
+cli-run: data model
 	$(BIN)/xlir validate "$$($(BIN)/xlir data path mlqa-r)"
 	$(BIN)/xlir train --base-model $(BASE_MODEL) --train-datasets mlqa-r --strategy hybrid --alpha 0.5 \
 		--steps $(RUN_STEPS) --output $(RUN_DIR)/train
@@ -55,14 +68,3 @@ test: setup
 
 clean-venv:
 	rm -rf $(VENV)
-
-# The local Airflow + MLflow stack (issue 7, in progress): each process on 127.0.0.1, stopped by pid.
-.PHONY: stack-up stack-down stack-status stack-run
-stack-up: setup
-	$(BIN)/xlir stack up
-stack-down:
-	$(BIN)/xlir stack down
-stack-status:
-	$(BIN)/xlir stack status
-stack-run: data model
-	$(BIN)/xlir stack run

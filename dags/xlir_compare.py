@@ -50,20 +50,24 @@ def xlir_compare():
 
         return compare_variants(_run()[1])
 
-    @task(retries=3, doc_md="Fine-tune one variant (`train_model`); retries resume from the checkpoint.")
+    @task(retries=3, map_index_template="{{ xlir_variant }}",
+          doc_md="Fine-tune one variant (`train_model`); retries resume from the checkpoint.")
     def train(prepared: dict, variant: dict) -> dict:
         from xlir.pipeline.params import CompareParams, parse_params
-        from xlir.pipeline.tasks import train_model
+        from xlir.pipeline.tasks import train_model, variant_name
 
+        get_current_context()["xlir_variant"] = variant_name(variant["strategy"], variant["alpha"])
         run_id, params = _run()
         return train_model(run_id, parse_params(params, CompareParams), prepared["train_datasets"],
                            strategy=variant["strategy"], alpha=variant["alpha"])
 
-    @task(doc_md="Evaluate one trained variant on every evaluation dataset (`evaluate_model`).")
+    @task(map_index_template="{{ xlir_variant }}",
+          doc_md="Evaluate one trained variant on every evaluation dataset (`evaluate_model`).")
     def evaluate(trained: dict) -> list[dict]:
         from xlir.pipeline.params import CompareParams, parse_params
         from xlir.pipeline.tasks import evaluate_model
 
+        get_current_context()["xlir_variant"] = trained["variant"]
         run_id, params = _run()
         p = parse_params(params, CompareParams)
         return [evaluate_model(run_id, trained, d, p) for d in p.eval_datasets]

@@ -22,19 +22,6 @@ def _run() -> tuple[str, dict]:
     return ctx["run_id"], dict(ctx["params"])
 
 
-def _triggering_version() -> str | None:
-    """The data version of the asset event that triggered this run, if any."""
-    try:
-        events = get_current_context()["triggering_asset_events"]
-        for evs in events.values():
-            for e in evs:
-                if (e.extra or {}).get("version"):
-                    return e.extra["version"]
-    except (KeyError, AttributeError, TypeError):
-        return None
-    return None
-
-
 @dag(
     dag_id="xlir_train",
     schedule=[VALIDATED_QA],
@@ -60,10 +47,11 @@ params below. One MLflow run per DAG run (child run per variant).
 def xlir_train():
     @task(doc_md="Resolve and load the training data, open the DAG run's MLflow run (`prepare_training_data`).")
     def prepare() -> dict:
-        from xlir.pipeline.tasks import prepare_training_data
+        from xlir.pipeline.tasks import prepare_training_data, triggering_data_versions
 
         run_id, params = _run()
-        return prepare_training_data(run_id, params, data_version=_triggering_version())
+        events = get_current_context().get("triggering_asset_events")
+        return prepare_training_data(run_id, params, triggering_data_versions(events))
 
     @task(retries=3, doc_md="Fine-tune the encoder (`train_model`); retries resume from the last checkpoint.")
     def train(prepared: dict) -> dict:
@@ -76,10 +64,12 @@ def xlir_train():
     def eval_datasets() -> list[str]:
         return list(_run()[1]["eval_datasets"])
 
-    @task(doc_md="Zero-shot evaluation on one dataset (`evaluate_model`), logged to the variant's MLflow run.")
+    @task(map_index_template="{{ xlir_dataset }}",
+          doc_md="Zero-shot evaluation on one dataset (`evaluate_model`), logged to the variant's MLflow run.")
     def evaluate(trained: dict, dataset: str) -> dict:
         from xlir.pipeline.tasks import evaluate_model
 
+        get_current_context()["xlir_dataset"] = dataset
         run_id, params = _run()
         return evaluate_model(run_id, trained, dataset, params)
 

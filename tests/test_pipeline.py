@@ -66,3 +66,55 @@ def test_mlflow_ui_url_prefers_the_ui_variable(monkeypatch):
     assert links.mlflow_ui_url() == "http://127.0.0.1:5000"
     monkeypatch.setenv("XLIR_MLFLOW_UI_URL", "http://127.0.0.1:6000/")
     assert links.mlflow_ui_url() == "http://127.0.0.1:6000"
+
+
+def test_triggering_data_versions_reads_every_event_oldest_first_once():
+    from types import SimpleNamespace as Event
+
+    from xlir.pipeline.tasks import triggering_data_versions
+
+    events = {"asset": [Event(timestamp="2026-01-02", extra={"version": "b", "versions": ["a", "b"]}),
+                        Event(timestamp="2026-01-01", extra={"version": "a"}),
+                        Event(timestamp="2026-01-03", extra={})]}
+    assert triggering_data_versions(events) == ["a", "b"]
+    assert triggering_data_versions(None) == [] == triggering_data_versions({})
+
+
+def test_default_params_evaluate_on_xquad_r_and_dream():
+    assert PipelineParams().eval_datasets == ["xquad-r", "dream"]
+
+
+def test_deployment_defaults_come_from_inline_json_or_a_file(monkeypatch, tmp_path):
+    from xlir.pipeline.params import configured_defaults
+
+    monkeypatch.setenv("XLIR_PIPELINE_DEFAULTS", '{"steps": 7, "strategies": ["mono"]}')
+    assert configured_defaults().steps == 7 and param_schema()["steps"]["default"] == 7
+    assert configured_defaults(CompareParams).strategies == ["mono"]
+    f = tmp_path / "defaults.yaml"
+    f.write_text("base_model: tiny\neval_datasets: [dream]\n")
+    monkeypatch.setenv("XLIR_PIPELINE_DEFAULTS", str(f))
+    assert (configured_defaults().base_model, configured_defaults().eval_datasets) == ("tiny", ["dream"])
+
+
+@pytest.mark.parametrize("value, message", [('{"stepz": 7}', "unknown param"), ('{"steps": 0}', "invalid pipeline defaults"),
+                                            ("/nonexistent/defaults.yaml", "cannot read"), ('["steps"]', "cannot read"),
+                                            ('{"steps": 1', "cannot read")])
+def test_bad_deployment_defaults_are_one_clear_error(monkeypatch, value, message):
+    from xlir.errors import XlirError
+    from xlir.pipeline.params import configured_defaults
+
+    monkeypatch.setenv("XLIR_PIPELINE_DEFAULTS", value)
+    with pytest.raises(XlirError, match=message):
+        configured_defaults()
+
+
+def test_training_progress_is_read_from_the_run_folder(tmp_path):
+    import json
+
+    from xlir.training.progress import read_progress
+
+    assert read_progress(tmp_path) is None
+    (tmp_path / "train_config.json").write_text(json.dumps({"config": {"steps": 20}}))
+    assert read_progress(tmp_path) == {"step": 0, "steps": 20, "loss": None, "done": False}
+    (tmp_path / "train_log.jsonl").write_text('{"step": 1, "loss": 2.5}\n{"step": 2, "loss": 2.0}\n{"step": 2, "eval_loss": 1.9}\n{"step": 3, "lo')
+    assert read_progress(tmp_path) == {"step": 2, "steps": 20, "loss": 2.0, "done": False}

@@ -8,7 +8,7 @@ import json
 import os
 import stat
 import subprocess
-
+from pathlib import Path
 
 from xlir.stack.env import airflow_env
 from xlir.stack.processes import LocalStack
@@ -53,21 +53,38 @@ def test_land_dataset_renames_a_complete_copy_into_landing(tmp_path):
     assert [p.name for p in landing.iterdir()] == ["mine"]
 
 
-def test_system_stack_runs_a_dag_through_the_rest_api_and_stops_cleanly(tmp_path):
-    from xlir.registry import Registry
-    from xlir.registry.server import free_port
-
-    data = tmp_path / "train.jsonl"
+def _slice(path, ids: slice) -> str:
+    """MLQA-R questions of some parallel ids in three languages, as JSONL."""
     from xlir.data import load_dataset
 
     q = load_dataset("mlqa-r").questions
     q = q[q["lang"].isin(["en", "de", "es"])]
-    q = q[q["parallel_id"].isin(sorted(q["parallel_id"].unique())[:30])]
-    with data.open("w") as f:
+    q = q[q["parallel_id"].isin(sorted(q["parallel_id"].unique())[ids])]
+    with path.open("w") as f:
         for row in q[["parallel_id", "lang", "question", "answer_sentence", "paragraph", "negatives"]].to_dict("records"):
             row["negatives"] = list(row["negatives"]) if row["negatives"] is not None else []
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return str(path)
 
+
+TINY_DEFAULTS = {"base_model": "tiny", "steps": 2, "batch_size": 4, "max_seq_length": 32, "checkpoint_every": 1,
+                 "validation_fraction": 0.0, "eval_questions_per_lang": 3, "eval_datasets": ["xquad-r", "dream"],
+                 "gate_profile": "smoke", "gate_overrides": {"retrieval.min_gain_mul": -1.0}}
+
+
+def test_system_stack_runs_the_pipeline_through_the_rest_api_and_stops_cleanly(tmp_path, monkeypatch):
+    """What `make run` does, with the tiny encoder as the deployment's default: land a file, trigger
+    xlir_ingest through the REST API, follow the asset-triggered xlir_train, print the report; a second
+    run reuses it; a run triggered with a conf; then everything stopped by pid."""
+    from xlir.pipeline.tasks import ingest_dirs
+    from xlir.registry import Registry
+    from xlir.registry.server import free_port
+    from xlir.stack.run import run_default
+
+    train = _slice(tmp_path / "train.jsonl", slice(0, 30))
+    landed = _slice(tmp_path / "new-qa.jsonl", slice(30, 60))
+    monkeypatch.setenv("XLIR_PIPELINE_DEFAULTS", json.dumps({**TINY_DEFAULTS, "train_datasets": [train],
+                                                             "registered_model": "system-enc"}))
     stack = LocalStack(tmp_path / "stack", mlflow_port=free_port(), api_port=free_port())
     lines = []
     pids = []
@@ -81,18 +98,38 @@ def test_system_stack_runs_a_dag_through_the_rest_api_and_stops_cleanly(tmp_path
         ours = [line for line in listening if any(f"pid={p}," in line for p in pids)]
         assert ours and all("127.0.0.1:" in line.split()[3] for line in ours), ours
 
+        # 1. the data's way: landing -> xlir_ingest (REST) -> asset event -> xlir_train (default params)
+        first = run_default(stack, source=landed, echo=lines.append, poll=2, timeout=900)
+        assert first["train"]["state"] == "success", lines[-30:]
         api = api_for(stack)
-        api.wait_for_dag("xlir_train")
-        api.unpause("xlir_train")
-        conf = {"base_model": "tiny", "train_datasets": [str(data)], "steps": 2, "batch_size": 4, "max_seq_length": 32,
-                "checkpoint_every": 1, "validation_fraction": 0.0, "eval_questions_per_lang": 3,
-                "gate_profile": "smoke", "registered_model": "system-enc"}
+        run = api.run("xlir_train", first["train"]["run_id"])
+        assert run["run_type"] == "asset_triggered"
+        version = api.xcom("xlir_ingest", first["ingest"]["run_id"], "publish")["version"]
+        store = Path(ingest_dirs(store=str(stack.data_dir("store")))["store"])
+        prepared = api.xcom("xlir_train", run["dag_run_id"], "prepare")
+        assert prepared["train_datasets"] == [train, str(store / version / "questions.parquet")]
+        text = "\n".join(lines)
+        assert "candidate v2 vs v1 (untuned baseline)" in text and "dream" in text and "gate: passed" in text, text
+        assert any("train " in line and "step 2/2" in line or "train" in line and "success" in line for line in lines)
+        assert f"{stack.api_url}/dags/xlir_train/runs/{run['dag_run_id']}" in text
+        reg = Registry(stack.mlflow_uri, "system-enc")
+        assert reg.champion().version == first["promotion"]["version"] == 2
+
+        # 2. a second run: nothing new to ingest, so the last training run is shown, not repeated
+        n_runs = len(api.runs("xlir_train"))
+        lines.clear()
+        second = run_default(stack, source=landed, echo=lines.append, poll=2, timeout=600)
+        assert second["train"]["run_id"] == first["train"]["run_id"] and len(api.runs("xlir_train")) == n_runs
+        assert any("no new data" in line for line in lines)
+
+        # 3. a run triggered by hand through the REST API with a conf
+        conf = {**TINY_DEFAULTS, "train_datasets": [train], "registered_model": "system-conf"}
         run = api.trigger("xlir_train", conf)
-        assert run["conf"]["registered_model"] == "system-enc"
+        assert run["conf"]["registered_model"] == "system-conf"
         done = api.follow("xlir_train", run["dag_run_id"], echo=lines.append, poll=3, timeout=900)
         assert done["state"] == "success", lines[-3:]
         promoted = api.xcom("xlir_train", run["dag_run_id"], "promote")
-        reg = Registry(stack.mlflow_uri, "system-enc")
+        reg = Registry(stack.mlflow_uri, "system-conf")
         assert reg.version(promoted["version"]).tags.get("pipeline_run_id") == run["dag_run_id"]
         assert reg.champion() is not None
     finally:

@@ -8,11 +8,15 @@ yaml): the dag-processor imports this module every time it parses a DAG file.
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from xlir.config import DEFAULT_BASE_MODEL
+from xlir.errors import XlirError
 from xlir.registry.gates import gate_profiles
 from xlir.registry.versions import MODEL_NAME
 
@@ -44,7 +48,7 @@ class PipelineParams(BaseModel):
                                        description="share of parallel ids held out for the validation loss (0: none)")
     checkpoint_every: int = Field(10, ge=1, le=100_000, title="Checkpoint every",
                                   description="save a resumable checkpoint every K steps (a retried task resumes there)")
-    eval_datasets: list[str] = Field(default_factory=lambda: ["xquad-r"], min_length=1, title="Evaluation datasets",
+    eval_datasets: list[str] = Field(default_factory=lambda: ["xquad-r", "dream"], min_length=1, title="Evaluation datasets",
                                      description="zero-shot evaluation datasets (one mapped task each); the gate uses xquad-r")
     eval_questions_per_lang: int = Field(50, ge=1, le=100_000, title="Evaluation questions per language",
                                          description="seeded subset of questions per language (the pool stays complete)")
@@ -103,12 +107,41 @@ def _field_schema(prop: dict) -> dict:
     return out
 
 
+DEFAULTS_ENV = "XLIR_PIPELINE_DEFAULTS"
+
+
+def configured_defaults(model: type[PipelineParams] = PipelineParams) -> PipelineParams:
+    """The params' defaults, with the deployment's overrides from ``$XLIR_PIPELINE_DEFAULTS`` (inline
+    JSON, or a JSON/YAML file): what asset-triggered runs use and what the trigger form starts from."""
+    raw = os.environ.get(DEFAULTS_ENV, "").strip()
+    if not raw:
+        return model()
+    try:
+        if raw.startswith("{"):
+            data = json.loads(raw)
+        else:
+            import yaml
+
+            data = yaml.safe_load(Path(raw).expanduser().read_text()) or {}
+    except (OSError, ValueError) as e:
+        raise XlirError(f"{DEFAULTS_ENV}: cannot read {raw[:200]!r}: {e}") from None
+    if not isinstance(data, dict):
+        raise XlirError(f"{DEFAULTS_ENV}: expected a mapping of param names to values, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(CompareParams.model_fields))
+    if unknown:
+        raise XlirError(f"{DEFAULTS_ENV}: unknown param(s) {unknown}; known: {sorted(CompareParams.model_fields)}")
+    try:
+        return model(**{k: v for k, v in data.items() if k in model.model_fields})
+    except ValidationError as e:
+        raise XlirError(f"{DEFAULTS_ENV}: invalid pipeline defaults: {e}") from None
+
+
 def param_schema(model: type[PipelineParams] = PipelineParams) -> dict[str, dict]:
     """``{name: {default, type, title, description, enum, minimum, ...}}`` for every field."""
     schema = model.model_json_schema()
     props = schema["properties"]
     out = {}
-    defaults = model().model_dump(mode="json")
+    defaults = configured_defaults(model).model_dump(mode="json")
     for name, prop in props.items():
         kw = _field_schema(prop)
         if name == "gate_profile":

@@ -37,10 +37,10 @@ def pipeline_root() -> Path:
     return Path(os.environ.get("XLIR_PIPELINE_DIR") or cache_dir() / "pipeline").expanduser()
 
 
-def run_dir(run_id: str) -> Path:
+def run_dir(run_id: str, root: str | Path | None = None) -> Path:
     """The work folder of one DAG run: a readable, filesystem-safe name plus a short hash of the id."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id)[:80]
-    return pipeline_root() / f"{safe}-{hashlib.sha1(run_id.encode()).hexdigest()[:8]}"
+    return Path(root or pipeline_root()) / f"{safe}-{hashlib.sha1(run_id.encode()).hexdigest()[:8]}"
 
 
 def ingest_dirs(landing: str | None = None, store: str | None = None, quarantine: str | None = None) -> dict[str, str]:
@@ -106,21 +106,34 @@ def _params(params: dict | PipelineParams, model=PipelineParams) -> PipelinePara
     return parse_params(params, model)
 
 
-def prepare_training_data(run_id: str, params: dict | PipelineParams, data_version: str | None = None) -> dict:
-    """Resolve the training sources (named datasets, files, the ingested version), check they load,
-    and open the DAG run's MLflow run with the run's params. Returns the source specs and versions."""
+def triggering_data_versions(events) -> list[str]:
+    """The ingested data versions named by the asset events that triggered a run (Airflow's
+    ``triggering_asset_events``: asset -> events with ``extra``), oldest first, each once."""
+    out: list[str] = []
+    for evs in (events or {}).values():
+        for e in sorted(evs, key=lambda e: str(getattr(e, "timestamp", "") or "")):
+            extra = getattr(e, "extra", None) or {}
+            for v in extra.get("versions") or [extra.get("version")]:
+                if v and v not in out:
+                    out.append(str(v))
+    return out
+
+
+def prepare_training_data(run_id: str, params: dict | PipelineParams, data_versions: list[str] | None = None) -> dict:
+    """Resolve the training sources (named datasets, files, the ingested versions: those of the
+    triggering asset events, else the ``data_version`` param), check they load, and open the DAG
+    run's MLflow run with the run's params. Returns the source specs and versions."""
     from xlir.registry import track_pipeline_run
     from xlir.training.data import load_source
 
     p = _params(params)
     specs = list(p.train_datasets)
-    version = data_version or p.data_version
-    skipped = None
-    if version:
+    skipped = []
+    for version in data_versions or ([p.data_version] if p.data_version else []):
         path = ingested_questions_path(version)
         already = _named_dataset_holding(version, specs)
         if already:
-            skipped = {"version": version, "already_in": already}
+            skipped.append({"version": version, "already_in": already})
         elif path not in specs:
             specs.append(path)
     versions = {spec: load_source(spec).version for spec in specs}
@@ -131,7 +144,7 @@ def prepare_training_data(run_id: str, params: dict | PipelineParams, data_versi
         run.log_params({f"data.version.{k}": v for k, v in versions.items()})
         mlflow_run_id = run.run_id
     return {"train_datasets": specs, "data_versions": versions, "mlflow_run_id": mlflow_run_id,
-            "skipped_data_version": skipped}
+            "skipped_data_versions": skipped}
 
 
 def _named_dataset_holding(version: str, specs: list[str]) -> str | None:
@@ -231,7 +244,9 @@ def log_and_register(run_id: str, params: dict | PipelineParams, trained: dict, 
         raise XlirError(f"the gates need an evaluation on {GATING_DATASET}; eval_datasets was {p.eval_datasets}")
     metrics, info = _read_eval(gating[0]["output_dir"])
     cfg = eval_config(p, GATING_DATASET, trained["model_dir"])
-    champion = ensure_baseline(p.base_model, eval_config(p, GATING_DATASET, p.base_model), name=p.registered_model)
+    others = tuple(eval_config(p, d, p.base_model) for d in p.eval_datasets if d != GATING_DATASET)
+    champion = ensure_baseline(p.base_model, eval_config(p, GATING_DATASET, p.base_model), name=p.registered_model,
+                               also_evaluate=others)
     version = register_model(trained["model_dir"], trained["mlflow_run_id"], run_id, metrics, cfg,
                              name=p.registered_model, dataset_version=info.get("dataset_version"))
     return {"version": version, "model_uri": f"models:/{p.registered_model}/{version}",
@@ -364,5 +379,5 @@ def compare_strategies(run_id: str, params: dict | CompareParams, evaluations: l
 __all__ = [
     "IngestFailed", "check_ingest", "compare_strategies", "compare_variants", "eval_config", "evaluate_model",
     "finish_run", "gate", "ingest_landing", "log_and_register", "pipeline_root", "prepare_training_data",
-    "promote", "run_dir", "train_model",
+    "promote", "run_dir", "train_model", "triggering_data_versions",
 ]

@@ -53,9 +53,10 @@ def register_model(model_dir, run_id: str, pipeline_run_id: str, metrics: dict[s
 
 
 def ensure_baseline(base_model: str, eval_config, *, tracking_uri: str | None = None, name: str = MODEL_NAME,
-                    evaluator=None) -> int:
+                    evaluator=None, also_evaluate: tuple = ()) -> int:
     """The champion's version; registers and crowns the untuned base encoder when there is none."""
-    return open_registry(tracking_uri, name).ensure_baseline(base_model, eval_config, evaluator=evaluator)
+    return open_registry(tracking_uri, name).ensure_baseline(base_model, eval_config, evaluator=evaluator,
+                                                             also_evaluate=also_evaluate)
 
 
 def decide(version: int, gates: GateConfig | str = "default", *, overrides: dict | None = None,

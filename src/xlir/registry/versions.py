@@ -317,9 +317,11 @@ class Registry:
     # -- baseline
 
     def ensure_baseline(self, base_model: str, eval_config, *, evaluator: Evaluator | None = None,
-                        pipeline_run_id: str | None = None) -> int:
+                        pipeline_run_id: str | None = None, also_evaluate: tuple = ()) -> int:
         """The champion's version; with no champion yet, evaluate the untuned ``base_model`` once,
-        register it (tags ``baseline=true``, ``gate.status=baseline``) and give it ``champion``."""
+        register it (tags ``baseline=true``, ``gate.status=baseline``) and give it ``champion``.
+        ``also_evaluate``: further eval configs (other datasets) logged to the baseline's run, so a
+        first candidate has a reference on every dataset it was evaluated on."""
         current = self.champion()
         if current is not None:
             return current.version
@@ -341,6 +343,11 @@ class Registry:
                     run.log_evaluation(result)
                 else:
                     run.log_config(evaluation=cfg)
+                for extra in also_evaluate:
+                    extra = extra if isinstance(extra, EvalConfig) else EvalConfig(**eval_config_dict(extra))
+                    extra_result = (evaluator or default_evaluator)(extra.model_copy(update={"model": base_model}))
+                    if hasattr(extra_result, "output_dir"):
+                        run.log_evaluation(extra_result)
                 version = self.register_model(prepare_model(base_model), run.run_id, key, metrics, cfg,
                                               dataset_version=dataset_version, baseline=True)
         else:

@@ -98,20 +98,41 @@ class AirflowAPI:
                 return value
         return value
 
-    def follow(self, dag_id: str, run_id: str, echo=print, poll: float = 5.0, timeout: float = 3600.0) -> dict:
-        """Poll a run to a terminal state, printing a line whenever a task's state changes."""
-        deadline = time.monotonic() + timeout
-        last = None
+    def follow(self, dag_id: str, run_id: str, echo=print, poll: float = 5.0, timeout: float = 3600.0,
+               detail=None, detail_every: float = 30.0) -> dict:
+        """Poll a run to a terminal state, printing one line per task whenever its state changes
+        (``detail(task_instance)`` adds a note, e.g. training steps, at most every ``detail_every`` s)."""
+        start = time.monotonic()
+        deadline = start + timeout
+        seen: dict[str, tuple[str, str]] = {}
+        printed_at: dict[str, float] = {}
+        echo(f"{dag_id} run {run_id}")
         while time.monotonic() < deadline:
             run = self.run(dag_id, run_id)
             tis = self.task_instances(dag_id, run_id)
-            line = "  ".join(
-                f"{t['task_id']}{'' if t.get('map_index', -1) < 0 else '[' + str(t['map_index']) + ']'}={t.get('state') or 'none'}"
-                for t in sorted(tis, key=lambda t: (t.get("start_date") or "~", t["task_id"], t.get("map_index", -1))))
-            if line != last:
-                echo(f"{dag_id} [{run['state']}] {line}")
-                last = line
+            now = time.monotonic()
+            for t in sorted(tis, key=lambda t: (t.get("start_date") or "~", t["task_id"], t.get("map_index", -1))):
+                name = task_label(t)
+                state = t.get("state") or "none"
+                note = (detail(t) or "") if detail and state == "running" else ""
+                before = seen.get(name)
+                if before is None and state == "none":
+                    continue
+                if before is not None and before[0] == state and (before[1] == note or now - printed_at[name] < detail_every):
+                    continue
+                seen[name], printed_at[name] = (state, note), now
+                took = f" in {t['duration']:.0f} s" if state in TERMINAL | {"skipped", "upstream_failed"} and t.get("duration") else ""
+                elapsed = int(now - start)
+                echo(f"  {elapsed // 60:02d}:{elapsed % 60:02d}  {name:28} {state}{took}{'  ' + note if note else ''}")
             if run["state"] in TERMINAL:
                 return run
             time.sleep(poll)
         raise AirflowAPIError(f"{dag_id} run {run_id} not finished after {timeout:.0f} s")
+
+
+def task_label(t: dict) -> str:
+    """``task_id`` or ``task_id[map index]`` (with the rendered map index when there is one)."""
+    idx = t.get("map_index", -1)
+    if idx is None or idx < 0:
+        return t["task_id"]
+    return f"{t['task_id']}[{t.get('rendered_map_index') or idx}]"

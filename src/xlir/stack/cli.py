@@ -44,11 +44,21 @@ def stack_status(state_dir: Path | None = StateOption,
 
 def stack_run(state_dir: Path | None = StateOption,
               source: Path | None = typer.Option(None, help="dataset to land (default: the MLQA-R files)"),
-              conf: str = typer.Option("{}", help="JSON conf for a hand-triggered xlir_train run")) -> None:
+              conf: str = typer.Option("{}", help="JSON conf of a hand-triggered xlir_train run (params by name), "
+                                                  'e.g. \'{"steps": 50}\'; implies a new run'),
+              retrain: bool = typer.Option(False, "--retrain", help="train again when no new data was ingested "
+                                                                   "(default: show the last successful run)")) -> None:
     """Land MLQA-R, trigger xlir_ingest through the REST API, follow it and the xlir_train run it schedules."""
+    from xlir.errors import XlirError
+    from xlir.pipeline.params import PipelineParams
     from xlir.stack.run import run_default
 
-    out = run_default(_stack(state_dir), source=source, conf=json.loads(conf), echo=typer.echo)
+    try:
+        conf_dict = json.loads(conf)
+        PipelineParams(**conf_dict)
+    except ValueError as e:  # JSON and pydantic errors: refuse before anything is landed
+        raise XlirError(f"--conf: {e}") from None
+    out = run_default(_stack(state_dir), source=source, conf=conf_dict, retrain=retrain, echo=typer.echo)
     if out["train"]["state"] != "success":
         raise typer.Exit(1)
 

@@ -1,0 +1,92 @@
+"""The run report (candidate vs the champion it was gated on) and the baseline's extra evaluations,
+against a real MLflow server with made-up evaluation results (the values tell the sides apart)."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from mlflow_server import tracking_uri as uri, unique  # noqa: F401 (uri is a fixture)
+from xlir.config import EvalConfig
+from xlir.registry import Registry, load_gates, track_pipeline_run
+from xlir.registry.promotion import gate_and_promote
+from xlir.registry.report import render_report, version_report
+
+LANGS = ("de", "en", "es")
+XQ = EvalConfig(model="tiny", dataset="xquad-r", max_questions_per_lang=5, max_seq_length=32)
+DREAM = EvalConfig(model="tiny", dataset="dream", max_questions_per_lang=5, max_seq_length=32)
+
+
+def xquad(mul: float, rd: float) -> dict[str, float]:
+    m = {"xquad_r.map.mo": mul + 0.3, "xquad_r.map.cr": mul + 0.2, "xquad_r.map.mul": mul, "xquad_r.rank_distance": rd}
+    m.update({f"xquad_r.map.mul.{lang}": mul for lang in LANGS})
+    return m
+
+
+def result(cfg: EvalConfig, metrics: dict, tmp_path) -> SimpleNamespace:
+    """What ``xlir.evaluation.evaluate`` returns, with made-up metrics."""
+    out = tmp_path / unique("eval")
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")
+    return SimpleNamespace(metrics=metrics, output_dir=out,
+                           info={"dataset": cfg.dataset, "config": cfg.model_dump(mode="json"),
+                                 "dataset_version": f"{cfg.dataset}-v1", "questions": 15, "candidates": 40})
+
+
+@pytest.fixture
+def reg(uri, tmp_path):
+    return Registry(uri, unique("enc"), experiment=unique("exp"), download_dir=tmp_path / "downloads")
+
+
+def fake_evaluator(tmp_path, by_dataset: dict):
+    return lambda cfg: result(cfg, by_dataset[cfg.dataset], tmp_path)
+
+
+def register_candidate(reg, tmp_path, xq: dict, dream: dict, dream_cfg=DREAM) -> int:
+    from xlir.models import prepare_model
+
+    pid = unique("pipeline")
+    with track_pipeline_run(pid, experiment=reg.experiment) as run:
+        run.log_evaluation(result(XQ, xq, tmp_path))
+        run.log_evaluation(result(dream_cfg, dream, tmp_path))
+        return reg.register_model(prepare_model("tiny"), run.run_id, pid, xq, XQ, dataset_version="xquad-r-v1")
+
+
+def test_the_baseline_is_evaluated_on_every_dataset_asked_for(reg, tmp_path):
+    version = reg.ensure_baseline("tiny", XQ, also_evaluate=(DREAM,),
+                                  evaluator=fake_evaluator(tmp_path, {"xquad-r": xquad(0.3, 900.0), "dream": {"dream.map": 0.41}}))
+    run = reg.client.get_run(reg.version(version).run_id)
+    assert run.data.metrics["dream.map"] == 0.41 and run.data.metrics["xquad_r.map.mul"] == 0.3
+    assert run.data.tags["eval.dream.key"] and run.data.tags["eval.xquad_r.key"]
+
+
+def test_report_compares_the_candidate_with_the_champion_it_was_gated_on(reg, tmp_path):
+    old = reg.ensure_baseline("tiny", XQ, also_evaluate=(DREAM,),
+                              evaluator=fake_evaluator(tmp_path, {"xquad-r": xquad(0.3, 900.0), "dream": {"dream.map": 0.41}}))
+    new = register_candidate(reg, tmp_path, xquad(0.5, 400.0), {"dream.map": 0.45})
+    gate_and_promote(reg, new, "pipeline-x", load_gates("smoke"))
+    rep = version_report(reg, new)
+    rows = {r["name"]: r for r in rep["rows"]}
+    assert rep["reference_version"] == old and rep["reference_is_baseline"] and rep["champion"] == new
+    assert [r["dataset"] for r in rep["rows"]][0] == "xquad_r"  # the gating dataset first
+    assert (rows["xquad_r.map.mul"]["candidate"], rows["xquad_r.map.mul"]["reference"]) == (0.5, 0.3)
+    assert (rows["xquad_r.rank_distance"]["candidate"], rows["xquad_r.rank_distance"]["reference"]) == (400.0, 900.0)
+    assert (rows["dream.map"]["candidate"], rows["dream.map"]["reference"]) == (0.45, 0.41)
+    assert rep["decision"]["status"] == "passed"
+    text = render_report(rep)
+    assert f"candidate v{new} vs v{old} (untuned baseline)" in text and "gate: passed" in text
+    assert "+0.200 ▲" in text and "-500.0 ▲" in text  # higher mAP and lower rank distance are both better
+
+
+def test_report_leaves_out_references_from_another_eval_config_and_lists_failed_checks(reg, tmp_path):
+    old = reg.ensure_baseline("tiny", XQ, also_evaluate=(DREAM,),
+                              evaluator=fake_evaluator(tmp_path, {"xquad-r": xquad(0.5, 400.0), "dream": {"dream.map": 0.41}}))
+    other = DREAM.model_copy(update={"max_questions_per_lang": 7})
+    new = register_candidate(reg, tmp_path, xquad(0.2, 1200.0), {"dream.map": 0.45}, dream_cfg=other)
+    gate_and_promote(reg, new, "pipeline-y", load_gates("default"))
+    rep = version_report(reg, new)
+    rows = {r["name"]: r for r in rep["rows"]}
+    assert rows["dream.map"]["reference"] is None  # evaluated on 7 questions vs the champion's 5
+    assert rows["xquad_r.map.mul"]["reference"] == 0.5
+    assert rep["decision"]["status"] == "rejected" and rep["champion"] == old
+    text = render_report(rep)
+    assert "gate: rejected" in text and "failed retrieval." in text and "–" in text
