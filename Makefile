@@ -10,7 +10,7 @@ STAMP := $(VENV)/.xlir-installed
 # pip on some machines prints one warning per missing local index folder; keep the log readable.
 QUIET_PIP := grep -v '^WARNING: Location' || true
 
-.PHONY: help setup run stop status cli-run test data model clean-venv
+.PHONY: help setup run stop status cli-run test data model pg-server clean-venv
 
 help:
 	@echo "make run    set up everything and run the main job on the embedded default"
@@ -39,9 +39,17 @@ model: setup
 # API; its asset event starts xlir_train with the default params (hybrid batches on MLQA-R,
 # zero-shot evaluation on XQuAD-R and DREAM, gates against the champion). A second `make run`
 # reuses the venv, data, encoder, servers and results. `make stop` stops the stack.
-run: data model
+# XLIR_DB=postgres: Airflow's metadata DB and MLflow's backend store on a local PostgreSQL server.
+run: data model $(if $(filter postgres,$(XLIR_DB)),pg-server)
 	$(BIN)/xlir stack up
 	$(BIN)/xlir stack run
+
+# PostgreSQL's server binaries (the Debian package), for XLIR_DB=postgres and its system test.
+pg-server:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v postgres >/dev/null || \
+	{ if [ "$$(id -u)" = 0 ]; then echo ">> installing PostgreSQL (Debian package postgresql)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "PostgreSQL server binaries missing: sudo apt-get install postgresql"; exit 1; fi; }
 
 stop:
 	@if [ -x $(BIN)/xlir ]; then $(BIN)/xlir stack down; else echo "no venv: nothing was started"; fi
@@ -64,6 +72,7 @@ cli-run: data model
 		--train-languages ar,de,en,es,hi,vi,zh --output $(RUN_DIR)/eval-hybrid
 
 test: setup
+	@$(MAKE) --no-print-directory pg-server || echo "(the PostgreSQL-mode system test will be skipped)"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean-venv:

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from airflow.sdk import dag, get_current_context, task
 
-from xlir.pipeline.params import CompareParams, airflow_params
+from xlir.pipeline.params import CompareParams, airflow_params, training_queue
 
 
 def _run() -> tuple[str, dict]:
@@ -50,7 +50,7 @@ def xlir_compare():
 
         return compare_variants(_run()[1])
 
-    @task(retries=3, map_index_template="{{ xlir_variant }}",
+    @task(retries=3, map_index_template="{{ xlir_variant }}", **training_queue(),
           doc_md="Fine-tune one variant (`train_model`); retries resume from the checkpoint.")
     def train(prepared: dict, variant: dict) -> dict:
         from xlir.pipeline.params import CompareParams, parse_params
@@ -61,7 +61,7 @@ def xlir_compare():
         return train_model(run_id, parse_params(params, CompareParams), prepared["train_datasets"],
                            strategy=variant["strategy"], alpha=variant["alpha"])
 
-    @task(map_index_template="{{ xlir_variant }}",
+    @task(map_index_template="{{ xlir_variant }}", **training_queue(),
           doc_md="Evaluate one trained variant on every evaluation dataset (`evaluate_model`).")
     def evaluate(trained: dict) -> list[dict]:
         from xlir.pipeline.params import CompareParams, parse_params

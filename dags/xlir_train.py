@@ -12,7 +12,7 @@ from datetime import timedelta
 from airflow.sdk import Asset, dag, get_current_context, task
 
 from xlir.pipeline.params import (PROMOTION_POOL, VALIDATED_QA_NAME, VALIDATED_QA_URI, PipelineParams,
-                                  airflow_params)
+                                  airflow_params, training_queue)
 
 VALIDATED_QA = Asset(name=VALIDATED_QA_NAME, uri=VALIDATED_QA_URI)
 
@@ -53,7 +53,7 @@ def xlir_train():
         events = get_current_context().get("triggering_asset_events")
         return prepare_training_data(run_id, params, triggering_data_versions(events))
 
-    @task(retries=3, doc_md="Fine-tune the encoder (`train_model`); retries resume from the last checkpoint.")
+    @task(retries=3, **training_queue(), doc_md="Fine-tune the encoder (`train_model`); retries resume from the last checkpoint.")
     def train(prepared: dict) -> dict:
         from xlir.pipeline.tasks import train_model
 
@@ -64,7 +64,7 @@ def xlir_train():
     def eval_datasets() -> list[str]:
         return list(_run()[1]["eval_datasets"])
 
-    @task(map_index_template="{{ xlir_dataset }}",
+    @task(map_index_template="{{ xlir_dataset }}", **training_queue(),
           doc_md="Zero-shot evaluation on one dataset (`evaluate_model`), logged to the variant's MLflow run.")
     def evaluate(trained: dict, dataset: str) -> dict:
         from xlir.pipeline.tasks import evaluate_model

@@ -83,6 +83,20 @@ def test_train_is_scheduled_on_the_ingest_asset_and_promote_uses_the_one_slot_po
     assert train.get_task("evaluate").__class__.__name__.endswith("MappedOperator")
 
 
+def test_training_and_encoding_tasks_go_to_the_training_queue_when_one_is_configured(airflow_db, monkeypatch, dagbag):
+    from airflow.dag_processing.dagbag import DagBag
+
+    default = {t.queue for d in dagbag.dags.values() for t in d.tasks}
+    monkeypatch.setenv("XLIR_TRAIN_QUEUE", "training")
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    queues = {(d.dag_id, t.task_id): t.queue for d in bag.dags.values() for t in d.tasks}
+    heavy = {k for k in queues if k[1] in ("train", "evaluate")}
+    assert heavy == {("xlir_train", "train"), ("xlir_train", "evaluate"), ("xlir_compare", "train"),
+                     ("xlir_compare", "evaluate")}
+    assert {queues[k] for k in heavy} == {"training"}
+    assert {q for k, q in queues.items() if k not in heavy} == default and "training" not in default
+
+
 def test_ingest_schedule_defaults_to_every_15_minutes(dagbag):
     from airflow.serialization.serialized_objects import encode_timetable
 

@@ -67,6 +67,23 @@ def _data_file(tmp_path):
     return path
 
 
+def test_a_task_on_changed_code_is_recorded_not_refused(uri, monkeypatch):
+    """A retry after a deploy (or an edited checkout) reopens the run on other code: the run keeps the
+    code it started with as params and records the change as tags."""
+    from xlir.registry import tracking
+
+    exp = unique("exp")
+    monkeypatch.setattr(tracking, "code_version", lambda: {"code.git_sha": "aaa", "code.git_dirty": "false"})
+    with track_pipeline_run("dag-code", experiment=exp) as run:
+        pass
+    monkeypatch.setattr(tracking, "code_version", lambda: {"code.git_sha": "aaa", "code.git_dirty": "true"})
+    with track_pipeline_run("dag-code", experiment=exp) as again:
+        assert again.run_id == run.run_id
+    data = again.run.data
+    assert data.params["code.git_dirty"] == "false" and data.tags["code.changed"] == "true"
+    assert data.tags["code.changed.git_dirty"] == "true" and "code.changed.git_sha" not in data.tags
+
+
 def test_a_real_tiny_pipeline_is_tracked_registered_and_gated(uri, tmp_path):
     import mlflow.artifacts
     import mlflow.sentence_transformers

@@ -164,6 +164,13 @@ def parse_params(params: dict, model: type[PipelineParams] = PipelineParams) -> 
     return model(**{k: v for k, v in dict(params).items() if k in fields})
 
 
+def training_queue() -> dict[str, str]:
+    """``{"queue": $XLIR_TRAIN_QUEUE}`` for the tasks that train and encode (compose routes them to the
+    workers that serve that queue, GPU ones where there are); ``{}`` keeps Airflow's default queue."""
+    queue = os.environ.get("XLIR_TRAIN_QUEUE", "").strip()
+    return {"queue": queue} if queue else {}
+
+
 VALIDATED_QA_URI = "xlir://validated-qa"
 """The asset the ingest DAG updates (extra: ``version``, ``versions``) and the training DAG is scheduled on."""
 VALIDATED_QA_NAME = "xlir_validated_qa"

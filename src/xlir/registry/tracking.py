@@ -197,9 +197,20 @@ class PipelineRun:
         return len(todo)
 
     def log_code_version(self) -> dict[str, str]:
+        """The code a run started with, as params (first task wins); a later task of the same run on
+        other code (a retry after a deploy, an edited checkout) is recorded as ``code.changed`` tags
+        instead of failing the run."""
         code = code_version()
-        self.log_params(code)
-        self.set_tags({"mlflow.source.git.commit": code["code.git_sha"]})
+        have = self.run.data.params
+        first = {k: v for k, v in code.items() if k not in have}
+        self.log_params(first)
+        if not first:
+            changed = {k: v for k, v in code.items() if have.get(k) != v}
+            if changed:
+                self.set_tags({"code.changed": "true", **{f"code.changed.{k.removeprefix('code.')}": v
+                                                          for k, v in changed.items()}})
+        else:
+            self.set_tags({"mlflow.source.git.commit": code["code.git_sha"]})
         return code
 
     # -- artifacts

@@ -17,11 +17,14 @@ def _stack(state_dir: Path | None):
 
 
 def stack_up(state_dir: Path | None = StateOption,
-             parallelism: int = typer.Option(2, min=1, max=8, help="Airflow parallelism (tasks at once)")) -> None:
+             parallelism: int = typer.Option(2, min=1, max=8, help="Airflow parallelism (tasks at once)"),
+             db: str = typer.Option(None, "--db", help="sqlite (default) or postgres: Airflow's metadata DB and "
+                                                       "MLflow's backend store on a local PostgreSQL server "
+                                                       "(default: $XLIR_DB)")) -> None:
     """Start MLflow and Airflow (api-server, scheduler, dag-processor, triggerer) on 127.0.0.1."""
     from xlir.stack.processes import LocalStack
 
-    stack = LocalStack(state_dir, parallelism=parallelism)
+    stack = LocalStack(state_dir, parallelism=parallelism, db=db)
     _print(stack.up(echo=typer.echo))
     typer.echo(f"Airflow UI {stack.api_url} (user admin, password in {stack.passwords_file}); MLflow {stack.mlflow_uri}")
 
@@ -49,18 +52,36 @@ def stack_run(state_dir: Path | None = StateOption,
               retrain: bool = typer.Option(False, "--retrain", help="train again when no new data was ingested "
                                                                    "(default: show the last successful run)")) -> None:
     """Land MLQA-R, trigger xlir_ingest through the REST API, follow it and the xlir_train run it schedules."""
+    import os
+
     from xlir.errors import XlirError
     from xlir.pipeline.params import PipelineParams
     from xlir.stack.run import run_default
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # the report reads one small file
+
     try:
         conf_dict = json.loads(conf)
+        if not isinstance(conf_dict, dict):
+            raise ValueError("expected a JSON object of param names and values")
         PipelineParams(**conf_dict)
     except ValueError as e:  # JSON and pydantic errors: refuse before anything is landed
         raise XlirError(f"--conf: {e}") from None
     out = run_default(_stack(state_dir), source=source, conf=conf_dict, retrain=retrain, echo=typer.echo)
     if out["train"]["state"] != "success":
         raise typer.Exit(1)
+
+
+def stack_init() -> None:
+    """Prepare the Airflow this environment describes (compose's airflow-init service runs this): admin
+    password file (AIRFLOW_ADMIN_PASSWORD, else generated), `airflow db migrate`, the promotion pool,
+    the xlir data folders."""
+    import os
+
+    from xlir.stack.init import init_airflow
+
+    init_airflow(password=os.environ.get("AIRFLOW_ADMIN_PASSWORD") or None, echo=typer.echo)
+    typer.echo("Airflow initialised")
 
 
 def _print(rows) -> None:
@@ -73,3 +94,4 @@ app.command("up")(stack_up)
 app.command("down")(stack_down)
 app.command("status")(stack_status)
 app.command("run")(stack_run)
+app.command("init")(stack_init)

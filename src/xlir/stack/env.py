@@ -18,8 +18,10 @@ PLUGINS_FOLDER = REPO_ROOT / "plugins"
 
 def airflow_env(home: str | Path, *, parallelism: int = 2, api_port: int = 8080, log_port: int = 8793,
                 trigger_log_port: int = 8794, mlflow_uri: str | None = None, admin: str = "admin",
-                passwords_file: str | Path | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The ``AIRFLOW__*`` (and xlir) variables of an isolated Airflow at ``home``."""
+                passwords_file: str | Path | None = None, extra: dict[str, str] | None = None,
+                sql_alchemy_conn: str | None = None) -> dict[str, str]:
+    """The ``AIRFLOW__*`` (and xlir) variables of an isolated Airflow at ``home`` (metadata DB:
+    ``sql_alchemy_conn``, default SQLite in ``home``)."""
     home = Path(home).resolve()
     env = {
         "AIRFLOW_HOME": str(home),
@@ -34,7 +36,7 @@ def airflow_env(home: str | Path, *, parallelism: int = 2, api_port: int = 8080,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{admin}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file or home / "passwords.json"),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn or f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(api_port),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -31,10 +30,11 @@ from pathlib import Path
 from xlir.errors import XlirError
 from xlir.paths import REPO_ROOT
 from xlir.stack.env import airflow_env
+from xlir.stack.init import ADMIN, PROMOTION_POOL, init_airflow  # noqa: F401 (ADMIN: re-exported)
 
 SERVICES = ("mlflow", "api-server", "scheduler", "dag-processor", "triggerer")
-ADMIN = "admin"
-PROMOTION_POOL = "xlir_promotion"
+ALL_SERVICES = ("postgres", *SERVICES)
+DB_MODES = ("sqlite", "postgres")
 
 
 class StackError(XlirError):
@@ -94,10 +94,23 @@ class LocalStack:
     """The stack whose state (ports, pids, logs, DBs, data folders) lives under ``state_dir``."""
 
     def __init__(self, state_dir: str | Path | None = None, *, mlflow_port: int = 5000, api_port: int = 8080,
-                 parallelism: int = 2):
+                 parallelism: int = 2, db: str | None = None, postgres_port: int = 5432):
         self.state = Path(state_dir).expanduser().resolve() if state_dir else default_state_dir()
         self.parallelism = parallelism
-        self._preferred = {"mlflow": mlflow_port, "api": api_port}
+        self.db = (db or os.environ.get("XLIR_DB") or "sqlite").strip().lower()
+        if self.db not in DB_MODES:
+            raise StackError(f"XLIR_DB={self.db!r}: the local stack's database is one of {', '.join(DB_MODES)}")
+        self._preferred = {"mlflow": mlflow_port, "api": api_port, "postgres": postgres_port}
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        return ALL_SERVICES if self.db == "postgres" else SERVICES
+
+    @property
+    def postgres(self):
+        from xlir.stack.postgres import LocalPostgres
+
+        return LocalPostgres(self.state / "postgres", self.ports()["postgres"])
 
     # -- layout
 
@@ -121,10 +134,13 @@ class LocalStack:
     def ports(self) -> dict[str, int]:
         """Ports chosen on the first ``up`` (preferred ones when free), kept in ``STATE/ports.json``."""
         path = self.state / "ports.json"
-        if path.is_file():
-            return json.loads(path.read_text())
+        ports = json.loads(path.read_text()) if path.is_file() else {}
+        wanted = ("mlflow", "api", "postgres") if self.db == "postgres" else ("mlflow", "api")
+        if all(k in ports for k in wanted):
+            return ports
         self.state.mkdir(parents=True, exist_ok=True)
-        ports = {"mlflow": _free_port(self._preferred["mlflow"]), "api": _free_port(self._preferred["api"])}
+        for k in wanted:
+            ports.setdefault(k, _free_port(self._preferred[k]))
         path.write_text(json.dumps(ports))
         return ports
 
@@ -146,8 +162,9 @@ class LocalStack:
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
             "TOKENIZERS_PARALLELISM": "false",
         }
+        conn = self.postgres.url("airflow") if self.db == "postgres" else None
         return {**os.environ, **airflow_env(self.home, parallelism=self.parallelism, api_port=self.ports()["api"],
-                                            mlflow_uri=self.mlflow_uri, admin=ADMIN,
+                                            mlflow_uri=self.mlflow_uri, admin=ADMIN, sql_alchemy_conn=conn,
                                             passwords_file=self.passwords_file, extra=extra)}
 
     # -- processes
@@ -169,8 +186,9 @@ class LocalStack:
     def _commands(self) -> dict[str, list[str]]:
         af = [sys.executable, "-m", "airflow"]
         root = self.state / "mlflow"
+        backend = self.postgres.url("mlflow") if self.db == "postgres" else f"sqlite:///{root / 'mlflow.db'}"
         return {
-            "mlflow": [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "mlflow": [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
                        "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
                        "--port", str(self.ports()["mlflow"]), "--workers", "1"],
             "api-server": [*af, "api-server", "--host", "127.0.0.1", "--port", str(self.ports()["api"]), "--workers", "1"],
@@ -179,41 +197,48 @@ class LocalStack:
             "triggerer": [*af, "triggerer", "--skip-serve-logs"],
         }
 
-    def _spawn(self, name: str, cmd: list[str], env: dict) -> int:
+    def _spawn(self, name: str, cmd: list[str], env: dict, **popen) -> int:
         for d in (self.pid_file(name).parent, self.log_file(name).parent):
             d.mkdir(parents=True, exist_ok=True)
         with open(self.log_file(name), "ab") as log:
             p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                 cwd=self.state, start_new_session=True)
-        token = "mlflow server" if name == "mlflow" else f"airflow {name}"
+                                 cwd=self.state, start_new_session=True, **popen)
+        token = {"mlflow": "mlflow server", "postgres": "postgres -D"}.get(name, f"airflow {name}")
         self.pid_file(name).write_text(f"{p.pid} {token}\n")
         return p.pid
 
     def _init_airflow(self, env: dict, echo) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        if not self.passwords_file.is_file():
-            password = secrets.token_urlsafe(18)
-            fd = os.open(self.passwords_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump({ADMIN: password}, f)
-            echo(f"Airflow admin password (shown once, kept in {self.passwords_file}, mode 0600): {password}")
-        os.chmod(self.passwords_file, 0o600)
-        if not (self.home / "airflow.db").is_file():
-            echo("initialising the Airflow metadata DB (airflow db migrate)")
-            self._airflow(["db", "migrate"], env)
-        self._airflow(["pools", "set", PROMOTION_POOL, "1", "xlir: one promotion at a time"], env)
+        migrate = self.db == "postgres" or not (self.home / "airflow.db").is_file()
+        init_airflow(env, migrate=migrate, echo=echo, cwd=self.state)
 
-    def _airflow(self, args: list[str], env: dict) -> str:
-        r = subprocess.run([sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True,
-                           cwd=self.state, timeout=600)
-        if r.returncode != 0:
-            raise StackError(f"`airflow {' '.join(args)}` failed ({r.returncode}): {r.stderr[-2000:]}")
-        return r.stdout
+    def _start_postgres(self, echo, timeout: float) -> None:
+        pg = self.postgres
+        if self.pid("postgres") is None:
+            if not pg.initialised():
+                pg.init(echo)
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AIRFLOW"))}
+            self._spawn("postgres", pg.command(), env, **pg.popen_kwargs())
+        pg.wait_ready(lambda: self.pid("postgres") is not None, timeout)
+        pg.ensure_databases()
+
+    def _check_mode(self) -> None:
+        """One database mode per running stack: switching needs a ``down`` first."""
+        f = self.state / "db-mode"
+        running = [s for s in SERVICES if self.pid(s) is not None]
+        if f.is_file() and f.read_text().strip() != self.db and running:
+            raise StackError(f"the stack runs with XLIR_DB={f.read_text().strip()} ({', '.join(running)}); "
+                             f"stop it (`xlir stack down`) before starting it with XLIR_DB={self.db}")
+        self.state.mkdir(parents=True, exist_ok=True)
+        f.write_text(self.db + "\n")
 
     def up(self, echo=print, timeout: float = 180.0) -> list[ServiceStatus]:
         """Start every service that is not running; wait until MLflow and the API server answer."""
         for d in ("landing", "store", "quarantine", "pipeline"):
             self.data_dir(d).mkdir(parents=True, exist_ok=True)
+        self._check_mode()
+        if self.db == "postgres":
+            self._start_postgres(echo, timeout)
         env = self.env()
         cmds = self._commands()
         if self.pid("mlflow") is None:
@@ -238,12 +263,16 @@ class LocalStack:
         raise StackError(f"{name} not answering {url} after {timeout:.0f} s; see {self.log_file(name)}")
 
     def stop_service(self, name: str, timeout: float = 30.0) -> bool:
-        """SIGTERM the service's process group, SIGKILL what is left after ``timeout``; True if it ran."""
+        """Stop a service by its pid: SIGTERM to its process group (PostgreSQL: SIGINT to the server,
+        its fast shutdown), SIGKILL to what is left after ``timeout``; True if it ran."""
         pid = self.pid(name)
         if pid is None:
             return False
         try:
-            os.killpg(pid, signal.SIGTERM)
+            if name == "postgres":
+                os.kill(pid, signal.SIGINT)
+            else:
+                os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + timeout
@@ -259,22 +288,27 @@ class LocalStack:
         return True
 
     def down(self, echo=print) -> list[str]:
-        """Stop every service (Airflow first, MLflow last); returns the names that were running."""
+        """Stop every service (Airflow first, then MLflow, PostgreSQL last, whatever the mode it was
+        started in); returns the names that were running."""
         stopped = []
-        for name in reversed(SERVICES):
+        for name in reversed(ALL_SERVICES):
             if self.stop_service(name):
                 echo(f"stopped {name}")
                 stopped.append(name)
         return stopped
 
     def status(self) -> list[ServiceStatus]:
-        urls = {"mlflow": self.mlflow_uri, "api-server": self.api_url} if (self.state / "ports.json").is_file() else {}
+        ports = json.loads((self.state / "ports.json").read_text()) if (self.state / "ports.json").is_file() else {}
+        urls = {"mlflow": f"http://127.0.0.1:{ports['mlflow']}" if "mlflow" in ports else "",
+                "api-server": f"http://127.0.0.1:{ports['api']}" if "api" in ports else "",
+                "postgres": f"postgresql://127.0.0.1:{ports['postgres']}" if "postgres" in ports else ""}
         out = []
-        for name in SERVICES:
+        for name in ALL_SERVICES:
             pid = self.pid(name)
-            out.append(ServiceStatus(name, pid, pid is not None, urls.get(name, ""), str(self.log_file(name))))
+            if name in self.services or pid is not None:
+                out.append(ServiceStatus(name, pid, pid is not None, urls.get(name, ""), str(self.log_file(name))))
         return out
 
     def processes(self) -> list[int]:
         """Every pid of every running service's process group."""
-        return [p for name in SERVICES if (pid := self.pid(name)) for p in _group_pids(pid)]
+        return [p for name in ALL_SERVICES if (pid := self.pid(name)) for p in _group_pids(pid)]

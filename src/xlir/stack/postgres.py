@@ -1,0 +1,150 @@
+"""A PostgreSQL server for the local stack (``XLIR_DB=postgres``): the Debian package's binaries,
+a cluster under the stack's state folder, TCP on 127.0.0.1 only (no Unix socket), password
+(SCRAM) authentication, run as its own user (``postgres`` when started by root, else the caller).
+
+Holds Airflow's metadata DB (``airflow``) and MLflow's backend store (``mlflow``). The cluster's
+superuser is ``xlir``; its generated password lives in ``STATE/postgres/password`` (mode 0600).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from xlir.errors import XlirError
+
+USER = "xlir"
+DATABASES = ("airflow", "mlflow")
+
+
+class PostgresError(XlirError):
+    """The local PostgreSQL server could not be set up or reached."""
+
+
+def bin_dir() -> Path:
+    """Where ``initdb`` and ``postgres`` are: ``$XLIR_PG_BIN``, else the newest Debian package, else PATH."""
+    if os.environ.get("XLIR_PG_BIN"):
+        return Path(os.environ["XLIR_PG_BIN"])
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    if found:
+        return Path(found[-1]).parent
+    which = shutil.which("initdb")
+    if which:
+        return Path(os.path.realpath(which)).parent
+    raise PostgresError("PostgreSQL server binaries not found: install the Debian package `postgresql` "
+                        "(apt-get install postgresql) or set XLIR_PG_BIN to the folder holding initdb and postgres")
+
+
+class LocalPostgres:
+    def __init__(self, root: Path, port: int):
+        self.root, self.port = Path(root), port
+        self.data = self.root / "data"
+
+    # -- identity
+
+    def run_as(self) -> pwd.struct_passwd:
+        """The server's own user: ``postgres`` for root (PostgreSQL refuses to run as root), else the caller."""
+        if os.geteuid() != 0:
+            return pwd.getpwuid(os.geteuid())
+        try:
+            return pwd.getpwnam("postgres")
+        except KeyError:
+            raise PostgresError("running as root needs a `postgres` system user (the Debian package creates it)") from None
+
+    def popen_kwargs(self) -> dict:
+        if os.geteuid() != 0:
+            return {}
+        user = self.run_as()
+        return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+
+    def password(self) -> str:
+        f = self.root / "password"
+        if not f.is_file():
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(24))
+        return f.read_text().strip()
+
+    def url(self, database: str, driver: str = "postgresql+psycopg2") -> str:
+        return f"{driver}://{USER}:{self.password()}@127.0.0.1:{self.port}/{database}"
+
+    # -- lifecycle
+
+    def initialised(self) -> bool:
+        return (self.data / "PG_VERSION").is_file()
+
+    def _check_reachable(self, user: pwd.struct_passwd) -> None:
+        """The server's user must be able to walk down to its data folder."""
+        for parent in reversed(self.data.parents):
+            st = parent.stat()
+            if st.st_uid == user.pw_uid or st.st_mode & 0o001 or (st.st_gid == user.pw_gid and st.st_mode & 0o010):
+                continue
+            raise PostgresError(
+                f"the PostgreSQL server runs as {user.pw_name!r}, which cannot enter {parent} (mode "
+                f"{oct(st.st_mode & 0o777)}): put the stack state somewhere it can reach (XLIR_STACK_DIR), "
+                "or start the stack as a non-root user")
+
+    def init(self, echo=print) -> None:
+        """``initdb`` a new cluster owned by the server's user (SCRAM passwords, UTF-8, no locale)."""
+        user = self.run_as()
+        self.data.mkdir(parents=True, exist_ok=True)
+        self._check_reachable(user)
+        os.chown(self.data, user.pw_uid, user.pw_gid)
+        os.chmod(self.data, 0o700)
+        echo(f"initialising PostgreSQL in {self.data} (as user {user.pw_name})")
+        pwfile = self.root / ".initdb-pw"  # readable by the server's user only, removed right after
+        pwfile.unlink(missing_ok=True)
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.password() + "\n")
+        os.chown(pwfile, user.pw_uid, user.pw_gid)
+        try:
+            r = subprocess.run([str(bin_dir() / "initdb"), "-D", str(self.data), "-U", USER, "--pwfile", str(pwfile),
+                                "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8", "--no-locale"],
+                               capture_output=True, text=True, timeout=300, cwd=self.data, **self.popen_kwargs())
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if r.returncode != 0:
+            raise PostgresError(f"initdb failed ({r.returncode}): {r.stderr[-2000:]}")
+
+    def command(self) -> list[str]:
+        return [str(bin_dir() / "postgres"), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(self.port), "-k", ""]
+
+    def wait_ready(self, alive, timeout: float = 60.0) -> None:
+        """Until a login works (``alive()`` False: the server exited, stop waiting)."""
+        import psycopg2
+
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                psycopg2.connect(host="127.0.0.1", port=self.port, user=USER, password=self.password(),
+                                 dbname="postgres", connect_timeout=3).close()
+                return
+            except psycopg2.OperationalError as e:
+                last = e
+            if not alive():
+                break
+            time.sleep(0.5)
+        raise PostgresError(f"PostgreSQL on 127.0.0.1:{self.port} not ready: {str(last).strip()}")
+
+    def ensure_databases(self, names: tuple[str, ...] = DATABASES) -> None:
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user=USER, password=self.password(), dbname="postgres")
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                for name in names:
+                    cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                    if cur.fetchone() is None:
+                        cur.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            conn.close()

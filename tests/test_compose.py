@@ -1,0 +1,188 @@
+"""The compose deployment, checked without a Docker engine: the files against the Compose JSON schema
+(../shared/data/compose-spec/compose-spec.json) and the invariants of issue 8 (pinned images, health
+checks, secrets from .env, loopback ports, one Celery configuration, a worker for the training queue,
+the same xlir environment as the local stack)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from xlir.paths import REPO_ROOT, shared_data_dirs
+
+COMPOSE_FILES = ("docker-compose.yaml", "docker-compose.gpu.yaml")
+VAR = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?P<op>:?[-?])?(?P<arg>[^}]*)\}")
+
+
+def schema() -> dict:
+    for d in shared_data_dirs():
+        path = Path(d) / "compose-spec" / "compose-spec.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+    pytest.skip("compose-spec.json not found under the shared data folder (XLIR_DATA_DIR or ../shared/data)")
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((REPO_ROOT / name).read_text())
+
+
+def default(value: str) -> str:
+    """``value`` with each ``${VAR:-default}`` replaced by its default (what runs when .env says nothing)."""
+    return VAR.sub(lambda m: m["arg"] if (m["op"] or "").endswith("-") else f"<{m['name']}>", str(value))
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return load("docker-compose.yaml")
+
+
+@pytest.fixture(scope="module")
+def services(compose) -> dict:
+    return compose["services"]
+
+
+def airflow_services(services) -> dict:
+    return {n: s for n, s in services.items() if "AIRFLOW__CORE__EXECUTOR" in (s.get("environment") or {})}
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_compose_files_are_valid_against_the_compose_schema(name):
+    import jsonschema
+
+    data = load(name)
+    jsonschema.Draft7Validator(schema()).validate(data)
+    assert not [e.message for e in jsonschema.Draft7Validator(schema()).iter_errors(data)]
+
+
+def test_the_schema_check_catches_a_broken_file():
+    import jsonschema
+
+    broken = load("docker-compose.yaml")
+    broken["services"]["redis"]["healthcheck"]["intervall"] = "10s"  # a typo compose would reject
+    assert list(jsonschema.Draft7Validator(schema()).iter_errors(broken))
+
+
+def test_every_image_is_pinned(services):
+    for name, s in services.items():
+        image = default(s.get("image", ""))
+        assert image, f"{name} has no image name"
+        repo, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
+        assert tag and tag != "latest", f"{name}: image {image!r} is not pinned to a tag"
+    for dockerfile in ("Dockerfile", "mlflow/Dockerfile"):
+        text = (REPO_ROOT / dockerfile).read_text()
+        bases = re.findall(r"^ARG PYTHON_IMAGE=(\S+)", text, re.M)
+        assert bases and all(":" in b and not b.endswith(":latest") for b in bases), dockerfile
+        assert re.search(r"^USER \S+", text, re.M), f"{dockerfile} runs as root"
+
+
+def test_the_mlflow_server_image_matches_the_client_version():
+    def pins(path):
+        return dict(line.split("==", 1) for line in (REPO_ROOT / path).read_text().splitlines()
+                    if "==" in line and not line.startswith("#"))
+
+    server, client = pins("mlflow/requirements.txt"), pins("requirements-lock.txt")
+    assert server["mlflow"] == client["mlflow"]
+    assert {"boto3", "psycopg2-binary"} <= set(server)
+    assert "pip install" not in str(load("docker-compose.yaml"))  # nothing installed at container start
+
+
+def test_long_running_services_have_health_checks_and_one_shots_are_awaited_to_completion(services):
+    one_shot = {n for n, s in services.items() if s.get("restart") == "no"}
+    assert one_shot == {"airflow-init", "minio-init"}
+    for name, s in services.items():
+        if name not in one_shot:
+            assert s.get("healthcheck", {}).get("test"), f"{name} has no health check"
+        for dep, spec in (s.get("depends_on") or {}).items():
+            assert isinstance(spec, dict) and "condition" in spec, f"{name} -> {dep}: no condition"
+            want = "service_completed_successfully" if dep in one_shot else "service_healthy"
+            assert spec["condition"] == want, f"{name} -> {dep}: {spec['condition']}"
+
+
+def test_every_airflow_service_waits_for_its_backends(services):
+    for name, s in airflow_services(services).items():
+        deps = set(s.get("depends_on") or {})
+        assert "postgres" in deps, name
+        if name != "airflow-init":
+            assert {"redis", "mlflow", "airflow-init"} <= deps, name
+
+
+def test_secrets_come_from_the_env_file(compose):
+    text = (REPO_ROOT / "docker-compose.yaml").read_text()
+    required = {m["name"] for m in VAR.finditer(text) if m["op"] == ":?"}
+    assert {"POSTGRES_PASSWORD", "REDIS_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "MINIO_ROOT_PASSWORD",
+            "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_DB_PASSWORD", "MLFLOW_DB_PASSWORD"} <= required
+    example = dict(line.split("=", 1) for line in (REPO_ROOT / ".env.example").read_text().splitlines()
+                   if "=" in line and not line.startswith("#"))
+    assert required <= set(example), f"missing from .env.example: {sorted(required - set(example))}"
+    assert all(v == "CHANGE-ME" for k, v in example.items() if re.search(r"PASSWORD|SECRET|FERNET", k))
+    every = {m["name"] for f in COMPOSE_FILES for m in VAR.finditer((REPO_ROOT / f).read_text())}
+    assert every - {"HOSTNAME"} <= set(example), f"undocumented variables: {sorted(every - set(example))}"
+    for name, s in compose["services"].items():  # no literal secret anywhere
+        for key, value in (s.get("environment") or {}).items():
+            if re.search(r"(PASSWORD|SECRET|FERNET_KEY|ACCESS_KEY(_ID)?|_AUTH)$", key):
+                assert VAR.fullmatch(str(value)), f"{name}: {key} is not taken from .env"
+            if re.search(r"://[^/]*@", str(value)):  # a URL with credentials
+                assert re.search(r"://[^/:]*:\$\{[A-Z_]+:\?", str(value)), f"{name}: {key} has a literal password"
+    assert ".env" in (REPO_ROOT / ".gitignore").read_text().split()
+    assert ".env" in (REPO_ROOT / ".dockerignore").read_text().split()
+
+
+def test_ports_are_published_on_loopback_by_default(compose):
+    published = [(n, p) for n, s in compose["services"].items() for p in s.get("ports", [])]
+    assert {n for n, _ in published} == {"airflow-apiserver", "mlflow", "minio", "flower"}
+    for name, port in published:
+        host_ip = default(port).split(":")[0]
+        assert host_ip == "127.0.0.1", f"{name} publishes {port} on {host_ip!r}"
+
+
+def test_one_celery_configuration_across_airflow_services(services):
+    keys = ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__BROKER_URL",
+            "AIRFLOW__CELERY__RESULT_BACKEND", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "XLIR_TRAIN_QUEUE")
+    af = airflow_services(services)
+    assert {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+            "airflow-worker", "airflow-worker-train", "flower"} <= set(af)
+    for key in keys:
+        values = {n: s["environment"].get(key) for n, s in af.items()}
+        assert len(set(values.values())) == 1 and None not in values.values(), (key, values)
+    env = next(iter(af.values()))["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://") and "@redis:6379" in env["AIRFLOW__CELERY__BROKER_URL"]
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+
+
+def queues(service: dict) -> set[str]:
+    cmd = [default(c) for c in service.get("command", [])]
+    if cmd[:2] != ["celery", "worker"]:
+        return set()
+    return set(cmd[cmd.index("--queues") + 1].split(",")) if "--queues" in cmd else {"default"}
+
+
+def test_the_training_queue_and_the_default_queue_are_served(services):
+    env = services["airflow-worker"]["environment"]
+    served = {n: queues(s) for n, s in services.items() if queues(s)}
+    assert env["XLIR_TRAIN_QUEUE"] in served["airflow-worker-train"]
+    assert env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] in served["airflow-worker"]
+    assert env["XLIR_TRAIN_QUEUE"] not in served["airflow-worker"]  # CPU workers never take a training task
+    gpu = load("docker-compose.gpu.yaml")["services"]["airflow-worker-train"]
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert devices and "gpu" in devices[0]["capabilities"]
+    assert services["flower"].get("profiles") == ["flower"]
+
+
+def test_compose_runs_the_same_xlir_environment_as_the_local_stack(services, tmp_path):
+    from xlir.stack.processes import LocalStack
+
+    local = LocalStack(tmp_path).env()
+    compose_env = services["airflow-worker"]["environment"]
+    xlir_keys = {k for k in local if k.startswith("XLIR_") and k not in {"XLIR_MLFLOW_UI_URL"}} | {"MLFLOW_TRACKING_URI"}
+    assert xlir_keys - set(compose_env) == set()
+    same = ("AIRFLOW__CORE__LOAD_EXAMPLES", "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "AIRFLOW__CORE__AUTH_MANAGER",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR")
+    assert {k: compose_env[k] for k in same} == {k: local[k] for k in same}
+    init = services["airflow-init"]
+    assert init["entrypoint"] == ["xlir"] and init["command"] == ["stack", "init"]  # the local stack's init code
