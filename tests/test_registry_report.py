@@ -1,6 +1,7 @@
 """The run report (candidate vs the champion it was gated on) and the baseline's extra evaluations,
 against a real MLflow server with made-up evaluation results (the values tell the sides apart)."""
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -75,6 +76,16 @@ def test_report_compares_the_candidate_with_the_champion_it_was_gated_on(reg, tm
     text = render_report(rep)
     assert f"candidate v{new} vs v{old} (untuned baseline)" in text and "gate: passed" in text
     assert "+0.200 ▲" in text and "-500.0 ▲" in text  # higher mAP and lower rank distance are both better
+
+    from typer.testing import CliRunner
+
+    from xlir.registry.cli import app
+
+    out = CliRunner().invoke(app, ["report", "--name", reg.name, "--tracking-uri", reg.tracking_uri])
+    assert out.exit_code == 0 and out.output.strip() == text  # the newest version by default
+    out = CliRunner().invoke(app, ["report", "--version", str(old), "--name", reg.name, "--tracking-uri",
+                                   reg.tracking_uri, "--json"])
+    assert json.loads(out.output)["decision"] is None  # the baseline was never gated
 
 
 def test_report_leaves_out_references_from_another_eval_config_and_lists_failed_checks(reg, tmp_path):

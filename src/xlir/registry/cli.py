@@ -175,3 +175,25 @@ def baseline_command(
 
 
 app.command("promote")(promote_command)
+
+
+@app.command("report")
+def report_command(
+    version: int = typer.Option(None, "--version", "-v", min=1, help="version to report on (default: the newest)"),
+    tracking_uri: str = _uri_option(),
+    name: str = typer.Option(MODEL_NAME, "--name", help="registered model name"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """A version against the champion it was gated on: metrics per dataset, the decision, the champion now."""
+    from xlir.errors import XlirError
+    from xlir.registry import open_registry
+    from xlir.registry.report import render_report, version_report
+
+    reg = open_registry(tracking_uri, name)
+    if version is None:
+        versions = reg.versions()
+        if not versions:
+            raise XlirError(f"no versions of {name!r} yet")
+        version = max(v.version for v in versions)
+    rep = version_report(reg, version)
+    typer.echo(json.dumps(rep, indent=2) if as_json else render_report(rep))
