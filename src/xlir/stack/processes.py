@@ -5,7 +5,9 @@ Services (each its own process group, pid file ``STATE/pids/<name>.pid``, log ``
 * ``mlflow``: ``mlflow server`` (SQLite backend ``STATE/mlflow/mlflow.db``, artifacts in
   ``STATE/mlflow/artifacts``, one worker, job execution off);
 * ``api-server``, ``scheduler``, ``dag-processor``, ``triggerer``: Airflow 3 as separate
-  processes (never ``airflow standalone``), SQLite metadata DB, LocalExecutor, parallelism 2.
+  processes (never ``airflow standalone``), SQLite metadata DB, LocalExecutor, parallelism 2;
+* with ``db="postgres"`` (``XLIR_DB=postgres``), ``postgres`` first (``xlir.stack.postgres``):
+  Airflow's metadata DB and MLflow's backend store live there instead of SQLite.
 
 Everything binds to 127.0.0.1: the scheduler and triggerer run with ``--skip-serve-logs``
 (Airflow's log server listens on every interface and cannot be told otherwise), so the API
@@ -30,7 +32,7 @@ from pathlib import Path
 from xlir.errors import XlirError
 from xlir.paths import REPO_ROOT
 from xlir.stack.env import airflow_env
-from xlir.stack.init import ADMIN, PROMOTION_POOL, init_airflow  # noqa: F401 (ADMIN: re-exported)
+from xlir.stack.init import ADMIN, init_airflow
 
 SERVICES = ("mlflow", "api-server", "scheduler", "dag-processor", "triggerer")
 ALL_SERVICES = ("postgres", *SERVICES)
