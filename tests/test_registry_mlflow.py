@@ -286,6 +286,25 @@ def test_the_registry_lock_admits_one_holder_at_a_time(reg):
     assert all(end <= nxt for (_, end), (nxt, _) in zip(spans, spans[1:]))
 
 
+def test_a_lock_released_while_the_server_reports_the_collision_is_taken_on_the_next_try():
+    """MLflow's SQL store answers a name collision by reading the existing model; if its holder deleted
+    it in between, creation fails with RESOURCE_DOES_NOT_EXIST (seen in CI under load): the lock is free."""
+
+    class Gone(Exception):
+        error_code = "RESOURCE_DOES_NOT_EXIST"
+
+    class Client:
+        calls = 0
+
+        def create_registered_model(self, name, tags=None, description=None):
+            Client.calls += 1
+            if Client.calls == 1:
+                raise Gone(f"Registered Model with name={name} not found")
+
+    lock = RegistryLock(Client(), "enc", purpose="test", timeout=5).acquire()
+    assert lock.held and Client.calls == 2
+
+
 def test_a_stale_lock_is_broken_after_its_lease_and_a_live_one_times_out_clearly(reg):
     crashed = RegistryLock(reg.client, reg.name, purpose="crashed task", ttl=0.5).acquire()  # never released
     t0 = time.monotonic()

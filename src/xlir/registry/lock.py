@@ -13,6 +13,10 @@ client then breaks it under a second atomic lock (``<model>.lock.break``), re-re
 stale owner still holds it before deleting, so two waiters never both break and take it.
 What is not covered: a holder that outlives its lease (a process paused for ten minutes) and
 hosts whose clocks disagree by more than the lease.
+
+A creation that collides with a lock released in the same instant fails with "does not exist"
+instead of "already exists" (the server looks the existing model up after the unique-key
+violation, and it is gone): that means "free now", and the creation is tried again.
 """
 
 from __future__ import annotations
@@ -67,6 +71,8 @@ class RegistryLock:
                 self.held = True
                 return self
             except Exception as e:  # noqa: BLE001 - only 'already exists' means 'held'
+                if _code(e) in _MISSING:  # the server saw the lock, then its holder released it: try again
+                    continue
                 if _code(e) not in _EXISTS:
                     raise
             holder = self._holder()
@@ -101,6 +107,8 @@ class RegistryLock:
         try:
             self.client.create_registered_model(breaker, tags={"owner": self.owner, "expires_at": f"{now + 30:.3f}"})
         except Exception as e:  # noqa: BLE001
+            if _code(e) in _MISSING:  # another breaker just finished
+                return
             if _code(e) not in _EXISTS:
                 raise
             other = self._holder(breaker)
