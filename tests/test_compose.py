@@ -186,3 +186,48 @@ def test_compose_runs_the_same_xlir_environment_as_the_local_stack(services, tmp
     assert {k: compose_env[k] for k in same} == {k: local[k] for k in same}
     init = services["airflow-init"]
     assert init["entrypoint"] == ["xlir"] and init["command"] == ["stack", "init"]  # the local stack's init code
+
+
+def test_the_image_install_step_ships_the_package_data(tmp_path):
+    """The Dockerfile installs xlir non-editable: the wheel must carry the suite, gates and pinned sources."""
+    import subprocess
+    import sys
+    import zipfile
+
+    import shutil
+
+    copy = tmp_path / "xlir"  # what the Dockerfile copies, built outside the checkout (no build/ left there)
+    copy.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, copy / name)
+    shutil.copytree(REPO_ROOT / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                        str(tmp_path), str(copy)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    names = zipfile.ZipFile(next(tmp_path.glob("xlir-*.whl"))).namelist()
+    for needed in ("xlir/validation/suite.yaml", "xlir/validation/default_config.yaml", "xlir/registry/gates.yaml",
+                   "xlir/data/sources.json"):
+        assert needed in names, needed
+
+
+def test_compose_init_command_sets_the_password_from_the_environment_and_the_pool(tmp_path):
+    """What the `airflow-init` service runs (`xlir stack init`), on a throwaway SQLite Airflow."""
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    from xlir.stack.env import airflow_env
+
+    env = {**os.environ, **airflow_env(tmp_path / "airflow"), "AIRFLOW_ADMIN_PASSWORD": "from-dot-env",
+           "XLIR_LANDING_DIR": str(tmp_path / "data" / "landing")}
+    r = subprocess.run([sys.executable, "-m", "xlir.cli", "stack", "init"], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    pw = tmp_path / "airflow" / "passwords.json"
+    assert json.loads(pw.read_text()) == {"admin": "from-dot-env"} and stat.S_IMODE(pw.stat().st_mode) == 0o600
+    assert "from-dot-env" not in r.stdout  # a password from the environment is not echoed
+    assert (tmp_path / "data" / "landing").is_dir()
+    pools = subprocess.run([sys.executable, "-m", "airflow", "pools", "get", "xlir_promotion", "-o", "json"], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert pools.returncode == 0 and json.loads(pools.stdout)[0]["slots"] in (1, "1")
