@@ -7,15 +7,10 @@ from __future__ import annotations
 import json
 
 from xlir.registry.gates import GateDecision, languages_of, metric_prefix
+from xlir.registry.report import format_metric
 
 _ROWS = [("map.mo", "Mo. mAP"), ("map.cr", "Cr. mAP"), ("map.mul", "Mul. mAP"), ("r1.mo", "Mo. R@1"),
          ("r1.cr", "Cr. R@1"), ("r10.mul", "Mul. R@10"), ("rank_distance", "mean rank distance (lower is better)")]
-
-
-def _fmt(v, digits: int = 3) -> str:
-    if v is None:
-        return "–"
-    return f"{v:.1f}" if abs(v) >= 100 else f"{v:.{digits}f}"
 
 
 def _json(text: str | None, default=None):
@@ -79,13 +74,13 @@ def render_model_card(
     ]
     for key, label in _ROWS:
         n = f"{p}.{key}"
-        lines.append(f"| {label} | {_fmt(candidate.get(n))} | {_fmt((champion or {}).get(n))} | {_fmt((baseline or {}).get(n))} |")
+        lines.append(f"| {label} | {format_metric(candidate.get(n))} | {format_metric((champion or {}).get(n))} | {format_metric((baseline or {}).get(n))} |")
     lang_list = languages_of(candidate, p)
     if lang_list:
         lines += ["", "Per-language Mul. mAP:", "", "| language | candidate | champion | baseline |", "|---|---:|---:|---:|"]
         for x in lang_list:
             n = f"{p}.map.mul.{x}"
-            lines.append(f"| {x} | {_fmt(candidate.get(n))} | {_fmt((champion or {}).get(n))} | {_fmt((baseline or {}).get(n))} |")
+            lines.append(f"| {x} | {format_metric(candidate.get(n))} | {format_metric((champion or {}).get(n))} | {format_metric((baseline or {}).get(n))} |")
     if champion is not None and decision is not None and decision.reference.get("reevaluated"):
         lines += ["", f"The champion was re-evaluated on this version's evaluation config (its own differs in "
                       f"{decision.reference.get('differs')})."]
@@ -104,7 +99,7 @@ def render_model_card(
         ]
         for c in decision.checks:
             result = "skipped" if c.skipped else ("pass" if c.passed else "**FAIL**")
-            lines.append(f"| {c.name} | {_fmt(c.candidate, 4)} | {_fmt(c.reference, 4)} | {c.op} {_fmt(c.threshold, 4)} | {result} |")
+            lines.append(f"| {c.name} | {format_metric(c.candidate, 4)} | {format_metric(c.reference, 4)} | {c.op} {format_metric(c.threshold, 4)} | {result} |")
         lines += ["", f"Full record: artifact `gate/decision.json`; overrides: {decision.gates.get('overrides') or 'none'}."]
     lines += ["", "## Use", "", "```python", "import mlflow.sentence_transformers",
               f'model = mlflow.sentence_transformers.load_model("models:/{name}@champion")  # or models:/{name}/{version}',

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from xlir.registry.report import format_metric
 from xlir.registry.versions import MODEL_NAME
 
 app = typer.Typer(no_args_is_help=True, help="MLflow model registry: versions, gated promotion, rollback.")
@@ -33,12 +34,6 @@ def _who(by: str | None) -> str:
         return f"manual:{getpass.getuser()}"
     except Exception:  # noqa: BLE001
         return "manual"
-
-
-def _num(v, digits=3) -> str:
-    if v is None:
-        return "–"
-    return f"{v:.1f}" if abs(v) >= 100 else f"{v:.{digits}f}"
 
 
 @app.command("show")
@@ -67,8 +62,8 @@ def show_command(
     for r in rows:
         style = "bold green" if "champion" in r["aliases"] else None
         gate = r["gate"] + (" (baseline)" if r["baseline"] and r["gate"] != "baseline" else "")
-        table.add_row(str(r["version"]), ", ".join(r["aliases"]), gate, _num(r["map.mul"]), _num(r["map.mo"]),
-                      _num(r["map.cr"]), _num(r["rank_distance"]), r["failed"], r["pipeline_run_id"], style=style)
+        table.add_row(str(r["version"]), ", ".join(r["aliases"]), gate, format_metric(r["map.mul"]), format_metric(r["map.mo"]),
+                      format_metric(r["map.cr"]), format_metric(r["rank_distance"]), r["failed"], r["pipeline_run_id"], style=style)
     console.print(table)
 
 
@@ -118,7 +113,7 @@ def _print_decision(result) -> None:
             table.add_column(col, justify="left" if col in ("check", "result") else "right")
         for c in d.checks:
             res = "skipped" if c.skipped else ("pass" if c.passed else "FAIL")
-            table.add_row(c.name, _num(c.candidate, 4), _num(c.reference, 4), f"{c.op} {_num(c.threshold, 4)}", res,
+            table.add_row(c.name, format_metric(c.candidate, 4), format_metric(c.reference, 4), f"{c.op} {format_metric(c.threshold, 4)}", res,
                           style=None if c.passed else "red")
         console.print(table)
     console.print(result.message)

@@ -86,10 +86,11 @@ def version_report(reg, version: int, datasets: list[str] | None = None) -> dict
     }
 
 
-def _fmt(v) -> str:
+def format_metric(v, digits: int = 3) -> str:
+    """A metric for people: "–" when missing, one decimal from 100 up (rank distances), else ``digits``."""
     if v is None:
         return "–"
-    return f"{v:.1f}" if abs(v) >= 100 else f"{v:.3f}"
+    return f"{v:.1f}" if abs(v) >= 100 else f"{v:.{digits}f}"
 
 
 def _delta(row) -> str:
@@ -111,7 +112,7 @@ def render_report(report: dict) -> str:
     head = f"{'dataset':10} {'metric':14} {'candidate':>10} {'champion':>10} {'change':>10}"
     lines += [head, "-" * len(head)]
     for r in report["rows"]:
-        lines.append(f"{r['dataset']:10} {r['metric']:14} {_fmt(r['candidate']):>10} {_fmt(r['reference']):>10} "
+        lines.append(f"{r['dataset']:10} {r['metric']:14} {format_metric(r['candidate']):>10} {format_metric(r['reference']):>10} "
                      f"{_delta(r):>10}")
     if any(r["reference"] is None for r in report["rows"]) and ref:
         lines.append("(–: the champion has no evaluation on that dataset with the same config)")
@@ -123,10 +124,10 @@ def render_report(report: dict) -> str:
         lines.append(f"gate: {d['status']} ({d['checks']} checks, profile {d['profile']})"
                      + (" [forced]" if d["forced"] else ""))
         for c in d["failed_checks"]:
-            lines.append(f"  failed {c['name']}: candidate {_fmt(c.get('candidate'))}, reference "
-                         f"{_fmt(c.get('reference'))}, needs {c.get('op')} {_fmt(c.get('threshold'))}")
+            lines.append(f"  failed {c['name']}: candidate {format_metric(c.get('candidate'))}, reference "
+                         f"{format_metric(c.get('reference'))}, needs {c.get('op')} {format_metric(c.get('threshold'))}")
     lines.append(f"champion now: v{report['champion']}" if report["champion"] else "champion now: none")
     return "\n".join(lines)
 
 
-__all__ = ["render_report", "version_report"]
+__all__ = ["format_metric", "render_report", "version_report"]
