@@ -6,16 +6,10 @@ Table of contents: prepare -> variants -> train[variant] (mapped) -> evaluate[va
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from airflow.sdk import dag, get_current_context, task
 
+from xlir.pipeline.dag_support import current_run, default_args
 from xlir.pipeline.params import CompareParams, airflow_params, training_queue
-
-
-def _run() -> tuple[str, dict]:
-    ctx = get_current_context()
-    return ctx["run_id"], dict(ctx["params"])
 
 
 @dag(
@@ -25,7 +19,7 @@ def _run() -> tuple[str, dict]:
     max_active_runs=1,
     params=airflow_params(CompareParams),
     tags=["xlir", "training", "comparison"],
-    default_args={"owner": "xlir", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args=default_args(retries=2),
     doc_md="""
 ### xlir_compare
 Batch-strategy comparison on one data version and seed: one mapped training per variant
@@ -41,14 +35,14 @@ def xlir_compare():
         from xlir.pipeline.params import parse_params
         from xlir.pipeline.tasks import prepare_training_data
 
-        run_id, params = _run()
+        run_id, params = current_run()
         return prepare_training_data(run_id, parse_params(params, CompareParams))
 
     @task(doc_md="The variants to train (`compare_variants`).")
     def variants() -> list[dict]:
         from xlir.pipeline.tasks import compare_variants
 
-        return compare_variants(_run()[1])
+        return compare_variants(current_run()[1])
 
     @task(retries=3, map_index_template="{{ xlir_variant }}", **training_queue(),
           doc_md="Fine-tune one variant (`train_model`); retries resume from the checkpoint.")
@@ -57,7 +51,7 @@ def xlir_compare():
         from xlir.pipeline.tasks import train_model, variant_name
 
         get_current_context()["xlir_variant"] = variant_name(variant["strategy"], variant["alpha"])
-        run_id, params = _run()
+        run_id, params = current_run()
         return train_model(run_id, parse_params(params, CompareParams), prepared["train_datasets"],
                            strategy=variant["strategy"], alpha=variant["alpha"])
 
@@ -68,7 +62,7 @@ def xlir_compare():
         from xlir.pipeline.tasks import evaluate_model
 
         get_current_context()["xlir_variant"] = trained["variant"]
-        run_id, params = _run()
+        run_id, params = current_run()
         p = parse_params(params, CompareParams)
         return [evaluate_model(run_id, trained, d, p) for d in p.eval_datasets]
 
@@ -77,7 +71,7 @@ def xlir_compare():
         from xlir.pipeline.params import CompareParams, parse_params
         from xlir.pipeline.tasks import compare_strategies
 
-        run_id, params = _run()
+        run_id, params = current_run()
         flat = [e for group in evaluations for e in group]
         return compare_strategies(run_id, parse_params(params, CompareParams), flat)
 

@@ -7,13 +7,12 @@ visibly with the validation summary when something was quarantined).
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 
-from airflow.sdk import Asset, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
-from xlir.pipeline.params import VALIDATED_QA_NAME, VALIDATED_QA_URI
+from xlir.pipeline.dag_support import default_args, validated_qa_asset
 
-VALIDATED_QA = Asset(name=VALIDATED_QA_NAME, uri=VALIDATED_QA_URI)
+VALIDATED_QA = validated_qa_asset()
 _schedule = os.environ.get("XLIR_INGEST_SCHEDULE", "*/15 * * * *").strip()
 SCHEDULE = None if _schedule.lower() in ("", "none", "off", "manual") else _schedule
 
@@ -24,7 +23,7 @@ SCHEDULE = None if _schedule.lower() in ("", "none", "off", "manual") else _sche
     catchup=False,
     max_active_runs=1,
     tags=["xlir", "data", "ingest"],
-    default_args={"owner": "xlir", "retries": 1, "retry_delay": timedelta(seconds=30)},
+    default_args=default_args(retries=1),
     doc_md="""
 ### xlir_ingest
 Validates every new file or folder in the landing folder (`XLIR_LANDING_DIR`) against the data

@@ -7,19 +7,12 @@ promote (pool xlir_promotion, one slot) -> finish. Each task calls one function 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from airflow.sdk import dag, get_current_context, task
 
-from airflow.sdk import Asset, dag, get_current_context, task
+from xlir.pipeline.dag_support import current_run, default_args, validated_qa_asset
+from xlir.pipeline.params import PROMOTION_POOL, PipelineParams, airflow_params, training_queue
 
-from xlir.pipeline.params import (PROMOTION_POOL, VALIDATED_QA_NAME, VALIDATED_QA_URI, PipelineParams,
-                                  airflow_params, training_queue)
-
-VALIDATED_QA = Asset(name=VALIDATED_QA_NAME, uri=VALIDATED_QA_URI)
-
-
-def _run() -> tuple[str, dict]:
-    ctx = get_current_context()
-    return ctx["run_id"], dict(ctx["params"])
+VALIDATED_QA = validated_qa_asset()
 
 
 @dag(
@@ -29,7 +22,7 @@ def _run() -> tuple[str, dict]:
     max_active_runs=1,
     params=airflow_params(PipelineParams),
     tags=["xlir", "training", "registry"],
-    default_args={"owner": "xlir", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args=default_args(retries=2),
     doc_md="""
 ### xlir_train
 One fine-tuning run of the retrieval encoder, scheduled on the asset `xlir://validated-qa`
@@ -49,7 +42,7 @@ def xlir_train():
     def prepare() -> dict:
         from xlir.pipeline.tasks import prepare_training_data, triggering_data_versions
 
-        run_id, params = _run()
+        run_id, params = current_run()
         events = get_current_context().get("triggering_asset_events")
         return prepare_training_data(run_id, params, triggering_data_versions(events))
 
@@ -57,12 +50,12 @@ def xlir_train():
     def train(prepared: dict) -> dict:
         from xlir.pipeline.tasks import train_model
 
-        run_id, params = _run()
+        run_id, params = current_run()
         return train_model(run_id, params, prepared["train_datasets"])
 
     @task(doc_md="The evaluation datasets to map over.")
     def eval_datasets() -> list[str]:
-        return list(_run()[1]["eval_datasets"])
+        return list(current_run()[1]["eval_datasets"])
 
     @task(map_index_template="{{ xlir_dataset }}", **training_queue(),
           doc_md="Zero-shot evaluation on one dataset (`evaluate_model`), logged to the variant's MLflow run.")
@@ -70,21 +63,21 @@ def xlir_train():
         from xlir.pipeline.tasks import evaluate_model
 
         get_current_context()["xlir_dataset"] = dataset
-        run_id, params = _run()
+        run_id, params = current_run()
         return evaluate_model(run_id, trained, dataset, params)
 
     @task(doc_md="Ensure a champion exists and register the trained model (`log_and_register`).")
     def register(trained: dict, evaluations: list[dict]) -> dict:
         from xlir.pipeline.tasks import log_and_register
 
-        run_id, params = _run()
+        run_id, params = current_run()
         return log_and_register(run_id, params, trained, list(evaluations))
 
     @task(doc_md="Gate decision for the new version against the champion (`gate`); records nothing.")
     def gate(registered: dict) -> dict:
         from xlir.pipeline.tasks import gate as decide
 
-        run_id, params = _run()
+        run_id, params = current_run()
         return decide(run_id, params, registered)
 
     @task(pool=PROMOTION_POOL, doc_md="Gated promotion (`promote`): moves `champion` on a pass, tags the version "
@@ -92,14 +85,14 @@ def xlir_train():
     def promote(registered: dict, decision: dict) -> dict:
         from xlir.pipeline.tasks import promote as do_promote
 
-        run_id, params = _run()
+        run_id, params = current_run()
         return do_promote(run_id, params, registered)
 
     @task(doc_md="Close the DAG run's MLflow run with a summary (`finish_run`).")
     def finish(promoted: dict) -> dict:
         from xlir.pipeline.tasks import finish_run
 
-        run_id, params = _run()
+        run_id, params = current_run()
         return finish_run(run_id, params, promoted)
 
     trained = train(prepare())
