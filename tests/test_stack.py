@@ -136,3 +136,27 @@ def test_system_stack_runs_the_pipeline_through_the_rest_api_and_stops_cleanly(t
         stack.down(echo=lines.append)
     assert not [p for p in pids if os.path.exists(f"/proc/{p}")]
     assert not any(s.running for s in stack.status())
+
+
+def test_follow_prints_one_line_per_state_change_of_each_task_even_when_its_label_is_rendered_late():
+    from xlir.stack.api import AirflowAPI
+
+    polls = iter([
+        ("running", [{"task_id": "evaluate", "map_index": 0, "state": "running"}]),
+        ("running", [{"task_id": "evaluate", "map_index": 0, "state": "running", "rendered_map_index": "xquad-r"}]),
+        ("success", [{"task_id": "evaluate", "map_index": 0, "state": "success", "rendered_map_index": "xquad-r",
+                      "duration": 12.0}]),
+    ])
+
+    class FakeAPI(AirflowAPI):
+        def run(self, dag_id, run_id):
+            self.state, self.tis = next(polls)
+            return {"state": self.state}
+
+        def task_instances(self, dag_id, run_id):
+            return self.tis
+
+    lines = []
+    assert FakeAPI("http://127.0.0.1:1", "u", "p").follow("d", "r", echo=lines.append, poll=0)["state"] == "success"
+    assert [line.split()[1:] for line in lines[1:]] == [["evaluate[0]", "running"],
+                                                        ["evaluate[xquad-r]", "success", "in", "12", "s"]]

@@ -104,26 +104,26 @@ class AirflowAPI:
         (``detail(task_instance)`` adds a note, e.g. training steps, at most every ``detail_every`` s)."""
         start = time.monotonic()
         deadline = start + timeout
-        seen: dict[str, tuple[str, str]] = {}
-        printed_at: dict[str, float] = {}
+        seen: dict[tuple, tuple[str, str]] = {}  # by (task id, map index): the label may change once rendered
+        printed_at: dict[tuple, float] = {}
         echo(f"{dag_id} run {run_id}")
         while time.monotonic() < deadline:
             run = self.run(dag_id, run_id)
             tis = self.task_instances(dag_id, run_id)
             now = time.monotonic()
             for t in sorted(tis, key=lambda t: (t.get("start_date") or "~", t["task_id"], t.get("map_index", -1))):
-                name = task_label(t)
+                key = (t["task_id"], t.get("map_index", -1))
                 state = t.get("state") or "none"
                 note = (detail(t) or "") if detail and state == "running" else ""
-                before = seen.get(name)
+                before = seen.get(key)
                 if before is None and state == "none":
                     continue
-                if before is not None and before[0] == state and (before[1] == note or now - printed_at[name] < detail_every):
+                if before is not None and before[0] == state and (before[1] == note or now - printed_at[key] < detail_every):
                     continue
-                seen[name], printed_at[name] = (state, note), now
+                seen[key], printed_at[key] = (state, note), now
                 took = f" in {t['duration']:.0f} s" if state in TERMINAL | {"skipped", "upstream_failed"} and t.get("duration") else ""
                 elapsed = int(now - start)
-                echo(f"  {elapsed // 60:02d}:{elapsed % 60:02d}  {name:28} {state}{took}{'  ' + note if note else ''}")
+                echo(f"  {elapsed // 60:02d}:{elapsed % 60:02d}  {task_label(t):28} {state}{took}{'  ' + note if note else ''}")
             if run["state"] in TERMINAL:
                 return run
             time.sleep(poll)
