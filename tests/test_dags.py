@@ -189,18 +189,9 @@ def mlflow_uri():
 @pytest.fixture(scope="module")
 def small_train_file(tmp_path_factory):
     """30 parallel ids of MLQA-R in three languages, as JSONL."""
-    from xlir.data import load_dataset
+    from mlqa_slice import write_mlqa_slice
 
-    q = load_dataset("mlqa-r").questions
-    q = q[q["lang"].isin(["en", "de", "es"])]
-    ids = sorted(q["parallel_id"].unique())[:30]
-    q = q[q["parallel_id"].isin(ids)][["parallel_id", "lang", "question", "answer_sentence", "paragraph", "negatives"]]
-    path = tmp_path_factory.mktemp("train-data") / "mlqa-slice.jsonl"
-    with path.open("w") as f:
-        for row in q.to_dict("records"):
-            row["negatives"] = list(row["negatives"]) if row["negatives"] is not None else []
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return str(path)
+    return write_mlqa_slice(tmp_path_factory.mktemp("train-data") / "mlqa-slice.jsonl")
 
 
 @pytest.fixture

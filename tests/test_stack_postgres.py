@@ -15,7 +15,8 @@ import pytest
 from xlir.stack.processes import LocalStack
 from xlir.stack.run import api_for
 
-from test_stack import TINY_DEFAULTS, _slice
+from mlqa_slice import write_mlqa_slice
+from test_stack import TINY_DEFAULTS
 
 
 def _server_binaries() -> bool:
@@ -66,7 +67,7 @@ def test_system_stack_on_postgres_runs_a_dag_and_stops_cleanly(tmp_path, state_d
     from xlir.registry import Registry
     from xlir.registry.server import free_port
 
-    train = _slice(tmp_path / "train.jsonl", slice(0, 30))
+    train = write_mlqa_slice(tmp_path / "train.jsonl", slice(0, 30))
     stack = LocalStack(state_dir / "stack", db="postgres", mlflow_port=free_port(), api_port=free_port(),
                        postgres_port=free_port())
     lines, pids = [], []

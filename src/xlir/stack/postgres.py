@@ -125,8 +125,7 @@ class LocalPostgres:
         last = None
         while time.monotonic() < deadline:
             try:
-                psycopg2.connect(host="127.0.0.1", port=self.port, user=USER, password=self.password(),
-                                 dbname="postgres", connect_timeout=3).close()
+                self.connect(connect_timeout=3).close()
                 return
             except psycopg2.OperationalError as e:
                 last = e
@@ -135,10 +134,13 @@ class LocalPostgres:
             time.sleep(0.5)
         raise PostgresError(f"PostgreSQL on 127.0.0.1:{self.port} not ready: {str(last).strip()}")
 
-    def ensure_databases(self, names: tuple[str, ...] = DATABASES) -> None:
+    def connect(self, dbname: str = "postgres", **kw):
         import psycopg2
 
-        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user=USER, password=self.password(), dbname="postgres")
+        return psycopg2.connect(host="127.0.0.1", port=self.port, user=USER, password=self.password(), dbname=dbname, **kw)
+
+    def ensure_databases(self, names: tuple[str, ...] = DATABASES) -> None:
+        conn = self.connect()
         conn.autocommit = True
         try:
             with conn.cursor() as cur:
