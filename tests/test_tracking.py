@@ -101,7 +101,8 @@ def test_a_real_tiny_pipeline_is_tracked_registered_and_gated(uri, tmp_path):
 
     data = _data_file(tmp_path)
     train_cfg = TrainConfig(base_model="tiny", train_datasets=[str(data)], steps=4, batch_size=4, max_seq_length=32,
-                            checkpoint_every=2, validation_fraction=0.1, output_dir=tmp_path / "train")
+                            checkpoint_every=2, validation_fraction=0.1, merge_with_base="auto", merge_grid=[0.5, 1.0],
+                            output_dir=tmp_path / "train")
     cand_eval = base_eval.model_copy(update={"seed": 1, "output_dir": tmp_path / "eval-cand", "train_languages": list(LANGS)})
     with track_pipeline_run(pid, experiment=reg.experiment, run_name="xlir") as run:
         run.log_validation_report(ValidationReport(passed=True, suite="qa-contract", suite_version=1, files=[str(data)], rows=75))
@@ -128,6 +129,10 @@ def test_a_real_tiny_pipeline_is_tracked_registered_and_gated(uri, tmp_path):
     loss = reg.client.get_metric_history(child.run_id, "train.loss")
     assert sorted(m.step for m in loss) == list(range(1, 5))
     assert len(reg.client.get_metric_history(child.run_id, "xquad_r.map.mul")) == 1
+    val_curve = reg.client.get_metric_history(child.run_id, "val.map.mul")  # retrieval validation, step 0 = base
+    assert sorted(m.step for m in val_curve) == [0, 2, 4]
+    assert r.data.metrics["train.merge_lambda"] in (0.5, 1.0) and r.data.metrics["train.selected_step"] in (2, 4)
+    assert {"returned.val.map.mo", "base.val.map.mul", "val.rank_distance"} <= set(r.data.metrics)
     files = {f.path for f in reg.client.list_artifacts(child.run_id, "evaluation/xquad_r")}
     assert {"evaluation/xquad_r/map_matrix.csv", "evaluation/xquad_r/map_matrix.png", "evaluation/xquad_r/per_language.md",
             "evaluation/xquad_r/run.trec.gz"} <= files
@@ -144,6 +149,8 @@ def test_a_real_tiny_pipeline_is_tracked_registered_and_gated(uri, tmp_path):
     card = mlflow.artifacts.load_text(f"runs:/{child.run_id}/model_card.md")
     assert "rejected by the gates" in card and "hybrid (alpha 0.5" in card and "re-evaluated" in card
     assert "training languages: de, en, es" in card
+    assert "| returned checkpoint | step " in card and "chosen on the validation criterion" in card
+    assert "held-out validation (training-side ids)" in card
 
     # the champion still serves by alias
     model = mlflow.sentence_transformers.load_model(f"models:/{reg.name}@champion")

@@ -11,37 +11,15 @@ from xlir.errors import XlirError
 from xlir.models import load_encoder
 from xlir.training import TrainConfig, train
 
+from tiny_training import one_thread, write_parallel_qa  # noqa: F401 - one_thread is an autouse fixture
+
 LANGS = ("en", "de", "es")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model gains nothing from threads; on a shared 2-core box they only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
 def data_file(tmp_path_factory):
     """40 parallel ids in 2 or 3 languages; paragraphs of three sentences."""
-    path = tmp_path_factory.mktemp("data") / "qa.jsonl"
-    rows = []
-    for i in range(40):
-        for lang in LANGS[: 2 + i % 2]:
-            rows.append(
-                {
-                    "parallel_id": f"id{i}",
-                    "lang": lang,
-                    "question": f"{lang} question number {i} about topic {i % 7}?",
-                    "answer_sentence": f"{lang} the answer to {i} is {i * 3}.",
-                    "paragraph": f"{lang} paragraph {i}",
-                    "negatives": [f"{lang} filler {i} one.", f"{lang} filler {i} two."],
-                }
-            )
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return str(path)
+    return write_parallel_qa(tmp_path_factory.mktemp("data") / "qa.jsonl", ids=40, langs=LANGS)
 
 
 def config(data_file, out, **kw):
@@ -53,6 +31,7 @@ def config(data_file, out, **kw):
         max_seq_length=48,
         checkpoint_every=2,
         validation_fraction=0.1,
+        select="last",  # the validation loss is logged, the last step returned (test_training_selection: the rest)
         output_dir=out,
     )
     return TrainConfig(**{**base, **kw})
@@ -134,6 +113,7 @@ def test_gradcache_and_early_stopping_run(data_file, tmp_path):
             eval_every=1,
             checkpoint_every=1,
             early_stopping_patience=1,
+            select="loss",
             lr=5e-3,
         ),
         show_progress=False,

@@ -14,7 +14,7 @@ from xlir.config import EvalConfig
 from xlir.data import load_dataset
 from xlir.evaluation import report
 from xlir.evaluation.metrics import per_query_table, summarize
-from xlir.evaluation.ranking import rank_relevant
+from xlir.evaluation.ranking import RankResult, rank_relevant
 from xlir.evaluation.task import RetrievalTask, build_task
 from xlir.paths import cache_dir
 
@@ -86,17 +86,13 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     score_block = (_bm25_scorer if cfg.model == BM25 else _dense_scorer)(cfg, task, info)
     t0 = time.perf_counter()
     bar = _progress(len(task.relevant), "ranking") if progress else None
-    result = rank_relevant(
-        score_block, task.relevant, task.lang_starts, len(task.candidates), top_k=cfg.top_k, progress=bar.update if bar else None
-    )
+    scored = score_task(task, score_block, metric_prefix(ds.name), cfg.train_languages, top_k=cfg.top_k,
+                        progress=bar.update if bar else None)
     if bar:
         bar.close()
+    metrics, matrix, table, result = scored.metrics, scored.matrix, scored.table, scored.ranks
     r = result.relevant
-    q_lang = task.queries["lang"].to_numpy()
-    c_lang = task.candidates["lang"].to_numpy()
-    table = per_query_table(r.query, r.candidate, r.rank_single, r.rank_mul, q_lang, c_lang)
     prefix = metric_prefix(ds.name)
-    metrics, matrix = summarize(table, prefix, task.languages, cfg.train_languages)
     if len(task.languages) == 1:
         lang = task.languages[0]
         metrics[f"{prefix}.map"] = metrics[f"{prefix}.map.{lang}.{lang}"]
@@ -114,10 +110,32 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     return EvalResult(dict(sorted(metrics.items())), lang_table, info, Path(out), files)
 
 
+@dataclass(frozen=True)
+class ScoredTask:
+    metrics: dict[str, float]
+    matrix: pd.DataFrame
+    table: pd.DataFrame
+    ranks: RankResult
+
+
+def score_task(task: RetrievalTask, score_block, prefix: str, train_languages: list[str] | None = None, *,
+               top_k: int = 100, progress=None) -> ScoredTask:
+    """Rank every query's relevant candidates with ``score_block`` and summarise: the one scoring path
+    of ``evaluate`` and of the retrieval validation during training (``xlir.training.selection``)."""
+    result = rank_relevant(score_block, task.relevant, task.lang_starts, len(task.candidates), top_k=top_k,
+                           progress=progress)
+    r = result.relevant
+    q_lang = task.queries["lang"].to_numpy()
+    c_lang = task.candidates["lang"].to_numpy()
+    table = per_query_table(r.query, r.candidate, r.rank_single, r.rank_mul, q_lang, c_lang)
+    metrics, matrix = summarize(table, prefix, task.languages, train_languages)
+    return ScoredTask(metrics, matrix, table, result)
+
+
 def _progress(total: int, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="q", leave=False)
 
 
-__all__ = ["EvalResult", "evaluate", "metric_prefix"]
+__all__ = ["EvalResult", "ScoredTask", "evaluate", "metric_prefix", "score_task"]

@@ -41,11 +41,21 @@ class PipelineParams(BaseModel):
     steps: int = Field(20, ge=1, le=100_000, title="Steps", description="optimizer steps")
     batch_size: int = Field(32, ge=2, le=4096, title="Batch size", description="triplets per batch (in-batch negatives)")
     lr: float = Field(3e-5, gt=0.0, le=1.0, title="Learning rate", description="AdamW peak learning rate")
+    lr_schedule: Literal["constant", "linear", "cosine"] = Field(
+        "constant", title="Learning-rate schedule", description="after warm-up: constant, linear decay or cosine decay")
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0, title="Warm-up ratio", description="share of steps with linear warm-up")
+    scale: float = Field(50.0, gt=0.0, le=1000.0, title="Loss scale",
+                         description="similarity scale of the contrastive loss (1 / temperature; e5 was pre-trained at 100)")
+    merge_with_base: str = Field(
+        "auto", pattern=r"^(auto|none|0(\.[0-9]+)?|1(\.0+)?)$", title="Merge with base (WiSE-FT)",
+        description="return (1 - lambda) * base + lambda * fine-tuned: auto = lambda chosen on the held-out "
+                    "validation ids, none = not merged, or a lambda in [0, 1]")
     max_seq_length: int = Field(128, ge=8, le=512, title="Max sequence length",
                                 description="tokens per text, in training and evaluation")
     seed: int = Field(0, ge=0, le=2**31 - 1, title="Seed", description="seed of data split, batches, weights and eval subset")
-    validation_fraction: float = Field(0.05, ge=0.0, le=0.5, title="Validation fraction",
-                                       description="share of parallel ids held out for the validation loss (0: none)")
+    validation_fraction: float = Field(0.1, ge=0.0, le=0.5, title="Validation fraction",
+                                       description="share of parallel ids held out: the retrieval validation that picks the "
+                                                   "checkpoint and the merge (0: none, the last step is returned)")
     checkpoint_every: int = Field(10, ge=1, le=100_000, title="Checkpoint every",
                                   description="save a resumable checkpoint every K steps (a retried task resumes there)")
     eval_datasets: list[str] = Field(default_factory=lambda: ["xquad-r", "dream"], min_length=1, title="Evaluation datasets",

@@ -184,8 +184,11 @@ def train_model(run_id: str, params: dict | PipelineParams, train_datasets: list
     name = variant_name(strategy, alpha)
     cfg = TrainConfig(
         base_model=p.base_model, train_datasets=train_datasets, strategy=strategy, alpha=alpha, steps=p.steps,
-        batch_size=p.batch_size, lr=p.lr, max_seq_length=p.max_seq_length, seed=p.seed,
-        checkpoint_every=p.checkpoint_every, validation_fraction=p.validation_fraction, output_dir=run_dir(run_id) / "train" / name,
+        batch_size=p.batch_size, lr=p.lr, lr_schedule=p.lr_schedule, warmup_ratio=p.warmup_ratio, scale=p.scale,
+        max_seq_length=p.max_seq_length, seed=p.seed, checkpoint_every=p.checkpoint_every,
+        validation_fraction=p.validation_fraction, select="retrieval" if p.validation_fraction > 0 else "last",
+        merge_with_base=p.merge_with_base if p.validation_fraction > 0 or p.merge_with_base != "auto" else "none",
+        output_dir=run_dir(run_id) / "train" / name,
     )
     result = train(cfg)
     with track_pipeline_run(run_id, experiment=p.experiment, finish=False) as run:
@@ -195,7 +198,8 @@ def train_model(run_id: str, params: dict | PipelineParams, train_datasets: list
         parent_id = run.run_id
     return {"variant": name, "strategy": strategy, "alpha": alpha, "model_dir": result.model_dir,
             "mlflow_run_id": child_id, "parent_run_id": parent_id, "steps": result.steps,
-            "final_loss": result.final_loss}
+            "final_loss": result.final_loss, "selected_step": result.selected_step,
+            "merge_lambda": result.merge_lambda}
 
 
 def eval_config(params: dict | PipelineParams, dataset: str, model: str, output_dir: str | Path | None = None):

@@ -20,6 +20,31 @@ def _json(text: str | None, default=None):
         return text
 
 
+def _training_rows(params: dict, metrics: dict) -> list[str]:
+    """Recipe, checkpoint selection and WiSE-FT merge of a trained version (nothing for the baseline)."""
+    if "train.steps" not in params:
+        return []
+    recipe = (f"{params['train.steps']} steps of {params.get('train.batch_size', '–')} triplets, lr {params.get('train.lr', '–')} "
+              f"({params.get('train.lr_schedule', 'linear')}, warm-up {params.get('train.warmup_ratio', '–')}), "
+              f"loss scale {params.get('train.scale', '–')}")
+    step = metrics.get("train.selected_step")
+    chosen = (f"step {int(step)} of {params['train.steps']}, by the {params.get('train.select')} validation criterion"
+              if step is not None else "the last step")
+    lam = metrics.get("train.merge_lambda")
+    how = {"auto": "chosen on the validation criterion", "none": ""}.get(params.get("train.merge_with_base", ""), "fixed")
+    merge = (f"(1 - {lam:g}) x base + {lam:g} x fine-tuned ({how})" if lam is not None else "not merged")
+    rows = [f"| recipe | {recipe} |", f"| returned checkpoint | {chosen} |", f"| WiSE-FT merge with the base | {merge} |"]
+    val = {k: metrics.get(f"returned.val.{k}") for k in ("map.mo", "map.cr", "map.mul", "rank_distance")}
+    base = {k: metrics.get(f"base.val.{k}") for k in val}
+    if val["map.mul"] is not None:
+        rows.append("| held-out validation (training-side ids) | Mo./Cr./Mul. mAP "
+                    + "/".join(format_metric(val[k]) for k in ("map.mo", "map.cr", "map.mul"))
+                    + f", rank distance {format_metric(val['rank_distance'], 0)} (base encoder "
+                    + "/".join(format_metric(base[k]) for k in ("map.mo", "map.cr", "map.mul"))
+                    + f", {format_metric(base['rank_distance'], 0)}) |")
+    return rows
+
+
 def render_model_card(
     *,
     name: str,
@@ -56,6 +81,7 @@ def render_model_card(
         f"| base model | `{base}` |",
         f"| baseline | {'yes: the untuned base encoder' if version_tags.get('baseline') == 'true' else 'no'} |",
         f"| batch strategy | {strategy} |",
+        *_training_rows(run_params, candidate),
         "",
         "## Data", "",
         f"- training datasets: {', '.join(map(str, train_sets)) or '–'}",

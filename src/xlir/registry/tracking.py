@@ -39,6 +39,15 @@ _LOSS_NAMES = {"loss": "train.loss", "eval_loss": "train.validation_loss"}
 _NOT_CURVES = {"step", "time", "epoch"}
 
 
+def _curve_name(key: str) -> str:
+    """The MLflow name of a train-log field: the retrieval validation under its stable ``val.*`` names."""
+    if key.startswith("eval_retrieval_"):
+        from xlir.training.selection import trainer_metrics_to_val
+
+        return next(iter(trainer_metrics_to_val({key: 0.0})))
+    return _LOSS_NAMES.get(key, f"train.{key}")
+
+
 class TrackingError(XlirError):
     """The tracking server cannot be used (not configured, unreachable) or a log would corrupt a run."""
 
@@ -267,9 +276,12 @@ class PipelineRun:
         self.set_tags({"xlir.strategy": cfg.get("strategy", "")})
         steps = self.log_loss_curve(out / "train_log.jsonl")
         numbers = {f"train.{k}": summary[k] for k in ("final_loss", "validation_loss", "best_validation_loss", "seconds",
-                                                       "pairs_per_second", "steps") if summary.get(k) is not None}
+                                                       "pairs_per_second", "steps", "selected_step", "merge_lambda")
+                   if summary.get(k) is not None}
+        numbers.update({f"returned.{k}": v for k, v in (summary.get("validation") or {}).items()})
+        numbers.update({f"base.{k}": v for k, v in (summary.get("validation_base") or {}).items()})
         self.log_metrics(numbers)
-        for name in ("train_config.json", "train_log.jsonl", "train_result.json"):
+        for name in ("train_config.json", "train_log.jsonl", "train_result.json", "selection.json"):
             if (out / name).is_file():
                 self.log_artifact(out / name, "training")
         return {"curve_points": steps, "data_versions": versions}
@@ -298,7 +310,7 @@ class PipelineRun:
             for k, v in rec.items():
                 if k in _NOT_CURVES or isinstance(v, bool) or not isinstance(v, (int, float)):
                     continue
-                todo.append(Metric(_LOSS_NAMES.get(k, f"train.{k}"), float(v), ts, step))
+                todo.append(Metric(_curve_name(k), float(v), ts, step))
         for chunk in _chunks(todo, 1000):
             self.client.log_batch(self.run_id, metrics=chunk)
         return len(todo)

@@ -20,7 +20,7 @@ def _help(name: str) -> str:
     f = _F[name]
     default = f.default_factory() if f.default_factory is not None else f.default
     if isinstance(default, list):
-        default = ",".join(default)
+        default = ",".join(map(str, default))
     return f"{f.description} (default: {default})"
 
 
@@ -37,6 +37,7 @@ def train_command(
     mini_batch_size: int = typer.Option(None, help=_help("mini_batch_size")),
     lr: float = typer.Option(None, help=_help("lr")),
     weight_decay: float = typer.Option(None, help=_help("weight_decay")),
+    lr_schedule: str = typer.Option(None, help=_help("lr_schedule")),
     warmup_ratio: float = typer.Option(None, help=_help("warmup_ratio")),
     scale: float = typer.Option(None, help=_help("scale")),
     max_seq_length: int = typer.Option(None, help=_help("max_seq_length")),
@@ -47,6 +48,10 @@ def train_command(
     validation_fraction: float = typer.Option(None, help=_help("validation_fraction")),
     checkpoint_every: int = typer.Option(None, help=_help("checkpoint_every")),
     eval_every: int = typer.Option(None, help=_help("eval_every")),
+    select: str = typer.Option(None, help=_help("select")),
+    select_mo_tolerance: float = typer.Option(None, help=_help("select_mo_tolerance")),
+    merge_with_base: str = typer.Option(None, help=_help("merge_with_base")),
+    merge_grid: str = typer.Option(None, help=_help("merge_grid") + "; comma-separated"),
     early_stopping_patience: int = typer.Option(None, help=_help("early_stopping_patience")),
     output: Path = typer.Option(None, "--output", "-o", help=_help("output_dir")),
     resume: bool = typer.Option(None, "--resume/--no-resume", help=_help("resume")),
@@ -64,6 +69,7 @@ def train_command(
         "mini_batch_size": mini_batch_size,
         "lr": lr,
         "weight_decay": weight_decay,
+        "lr_schedule": lr_schedule,
         "warmup_ratio": warmup_ratio,
         "scale": scale,
         "max_seq_length": max_seq_length,
@@ -72,6 +78,10 @@ def train_command(
         "validation_fraction": validation_fraction,
         "checkpoint_every": checkpoint_every,
         "eval_every": eval_every,
+        "select": select,
+        "select_mo_tolerance": select_mo_tolerance,
+        "merge_with_base": merge_with_base,
+        "merge_grid": [x for x in merge_grid.split(",") if x.strip()] if merge_grid else None,
         "early_stopping_patience": early_stopping_patience,
         "output_dir": output,
         "resume": resume,
@@ -91,6 +101,16 @@ def train_command(
         f"{cfg.strategy} training: {result.steps} steps{resumed}, loss {loss}, validation loss {val}, "
         f"{result.pairs_per_second:.1f} pairs/s on {result.device}"
     )
+    if result.validation:
+        v, b = result.validation, result.validation_base
+        chosen = f"step {result.selected_step}" if result.selected_step is not None else "last step"
+        merged = f", merged with the base at lambda {result.merge_lambda:g}" if result.merge_lambda is not None else ""
+        console.print(
+            f"returned: {chosen}{merged}; validation Mo./Cr./Mul. mAP "
+            f"{v['val.map.mo']:.3f}/{v['val.map.cr']:.3f}/{v['val.map.mul']:.3f} (base "
+            f"{b.get('val.map.mo', float('nan')):.3f}/{b.get('val.map.cr', float('nan')):.3f}/"
+            f"{b.get('val.map.mul', float('nan')):.3f}), rank distance {v['val.rank_distance']:.0f}"
+        )
     console.print(f"model: {result.model_dir}")
 
 

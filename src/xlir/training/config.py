@@ -10,13 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from xlir.config import DEFAULT_BASE_MODEL
 
 Strategy = Literal["mono", "cross", "hybrid"]
+Schedule = Literal["constant", "linear", "cosine"]
+Selection = Literal["retrieval", "loss", "last"]
+MergeWeight = Literal["auto", "none"] | Annotated[float, Field(ge=0.0, le=1.0)]
+DEFAULT_MERGE_GRID = (0.5, 0.7, 0.85, 1.0)
 
 
 class TrainConfig(BaseModel):
@@ -44,7 +48,7 @@ class TrainConfig(BaseModel):
         None, description="keep only these languages of the training data (None = all)"
     )
     validation_fraction: float = Field(
-        0.05, ge=0.0, le=0.5, description="share of parallel ids held out for validation loss (0 = none)"
+        0.1, ge=0.0, le=0.5, description="share of parallel ids held out for model selection (the retrieval validation; 0 = none)"
     )
 
     # 3. batches
@@ -59,8 +63,11 @@ class TrainConfig(BaseModel):
     steps: int = Field(100, ge=1, le=10_000_000, description="optimizer steps (batches)")
     lr: float = Field(3e-5, gt=0.0, le=1.0, description="AdamW peak learning rate")
     weight_decay: float = Field(0.01, ge=0.0, le=1.0, description="AdamW weight decay")
-    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="share of steps with linear warm-up")
-    scale: float = Field(20.0, gt=0.0, le=1000.0, description="similarity scale of the loss (1 / temperature)")
+    lr_schedule: Schedule = Field(
+        "constant", description="learning rate after warm-up: constant, linear decay to 0, or cosine decay to 0"
+    )
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="share of steps with linear warm-up")
+    scale: float = Field(50.0, gt=0.0, le=1000.0, description="similarity scale of the loss (1 / temperature)")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="seed of data split, negatives, batches and weights")
 
     # 5. bookkeeping
@@ -70,12 +77,30 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(50, ge=1, description="save a resumable checkpoint every K steps")
     keep_checkpoints: int = Field(2, ge=1, le=100, description="checkpoints kept on disk")
     eval_every: int | None = Field(
-        None, ge=1, description="validation loss every K steps (None = at each checkpoint)"
+        None, ge=1, description="validate every K steps (None = at each checkpoint)"
+    )
+    select: Selection = Field(
+        "retrieval",
+        description="which checkpoint the run returns: retrieval = best validation criterion (Mul. mAP, Mo. "
+        "loss against the base penalised; xlir.training.selection) on the held-out ids, loss = lowest "
+        "validation loss, last = the last step (the default when validation_fraction is 0)",
+    )
+    select_mo_tolerance: float = Field(
+        0.0, ge=0.0, le=1.0, description="validation Mo. mAP below the base encoder's by more than this is penalised"
+    )
+    merge_with_base: MergeWeight = Field(
+        "auto",
+        description="WiSE-FT: return (1 - lambda) * base + lambda * fine-tuned; auto = the lambda of merge_grid "
+        "with the best validation criterion (needs select=retrieval), none = the fine-tuned weights",
+    )
+    merge_grid: list[Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        default_factory=lambda: list(DEFAULT_MERGE_GRID), min_length=1,
+        description="lambdas tried by merge_with_base=auto (1.0 = not merged)",
     )
     early_stopping_patience: int | None = Field(
         None,
         ge=1,
-        description="stop after this many validations without improvement and keep the best checkpoint "
+        description="stop after this many validations without improvement of the selection metric "
         "(None = no early stopping)",
     )
     resume: bool = Field(True, description="continue from the last checkpoint in output_dir when there is one")
@@ -103,15 +128,34 @@ class TrainConfig(BaseModel):
     def _consistent(self):
         if self.mini_batch_size is not None and self.mini_batch_size > self.batch_size:
             raise ValueError(f"mini_batch_size ({self.mini_batch_size}) exceeds batch_size ({self.batch_size})")
-        if self.early_stopping_patience is not None:
-            if self.validation_fraction == 0:
-                raise ValueError("early stopping needs a validation split: set validation_fraction > 0")
-            if self.checkpoint_every % self.validation_every != 0:
-                raise ValueError(
-                    f"with early stopping, checkpoint_every ({self.checkpoint_every}) must be a multiple of "
-                    f"eval_every ({self.validation_every}) so the best validation step has a checkpoint"
-                )
+        if self.early_stopping_patience is not None and self.validation_fraction == 0:
+            raise ValueError("early stopping needs a validation split: set validation_fraction > 0")
+        if self.validation_fraction == 0 and "select" not in self.model_fields_set:
+            self.__dict__["select"] = "last"  # nothing held out: the default selection is the last step
+        if self.select != "retrieval" and "merge_with_base" not in self.model_fields_set:
+            self.__dict__["merge_with_base"] = "none"  # the default merge is chosen on the retrieval validation
+        if self.merge_with_base == "auto" and self.select != "retrieval":
+            raise ValueError("merge_with_base=auto chooses lambda on the retrieval validation: set select=retrieval")
+        if self.select != "last" and self.validation_fraction == 0:
+            raise ValueError(f"select={self.select} needs held-out data: set validation_fraction > 0, or select=last")
+        if self.early_stopping_patience is not None and self.select == "last":
+            raise ValueError("early stopping needs a selection metric: set select to retrieval or loss")
+        if self.select != "last" and self.checkpoint_every % self.validation_every != 0:
+            raise ValueError(
+                f"with select={self.select}, checkpoint_every ({self.checkpoint_every}) must be a multiple of "
+                f"eval_every ({self.validation_every}) so the best validation step has a checkpoint"
+            )
         return self
+
+    @field_validator("merge_with_base", mode="before")
+    @classmethod
+    def _merge_weight(cls, v):
+        if isinstance(v, str) and v.strip().lower() not in ("auto", "none"):
+            try:
+                return float(v)
+            except ValueError:
+                raise ValueError(f"merge_with_base must be auto, none or a number in [0, 1], got {v!r}") from None
+        return v.strip().lower() if isinstance(v, str) else v
 
     @property
     def validation_every(self) -> int:

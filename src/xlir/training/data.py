@@ -279,6 +279,8 @@ class TrainingData:
     validation: TripletTable | None
     versions: dict[str, str]
     counts: dict[str, dict[str, int]]
+    validation_questions: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """The held-out canonical question rows per source: the retrieval validation's queries and pool."""
 
 
 def prepare_training_data(
@@ -289,12 +291,13 @@ def prepare_training_data(
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise XlirError(f"training sources resolve to the same data twice: {names}")
-    train_parts, val_parts, counts = [], [], {}
+    train_parts, val_parts, counts, held_out = [], [], {}, {}
     for src in sources:
         tr, va = split_by_parallel_id(src.questions, validation_fraction, seed, src.name)
         train_parts.append((src.name, tr))
         if len(va):
             val_parts.append((src.name, va))
+            held_out[src.name] = va
         counts[src.name] = {
             "train_questions": len(tr),
             "train_parallel_ids": int(tr["parallel_id"].nunique()),
@@ -303,4 +306,4 @@ def prepare_training_data(
         }
     train = build_triplets(train_parts, seed)
     validation = build_triplets(val_parts, seed) if val_parts else None
-    return TrainingData(train, validation, {s.name: s.version for s in sources}, counts)
+    return TrainingData(train, validation, {s.name: s.version for s in sources}, counts, held_out)

@@ -1,11 +1,12 @@
 """``train(cfg)``: fine-tune an encoder with mono / cross / hybrid batches.
 
 Reads top to bottom like a sentence-transformers training script:
-1. run folder (resume or start), 2. data, 3. model, 4. loss, 5. arguments, 6. trainer,
-7. train, 8. save and report.
+1. run folder (resume or start), 2. data, 3. model (and the retrieval validation of the held-out
+ids), 4. loss, 5. arguments, 6. trainer, 7. train, 8. the selected checkpoint, merged with the base
+(WiSE-FT) when asked, saved with the report.
 
 The loss is MultipleNegativesRankingLoss (InfoNCE over cosine similarity with in-batch and one
-hard negative per triplet, scale 20), or its GradCache variant when ``mini_batch_size`` is set.
+hard negative per triplet, at ``cfg.scale``), or its GradCache variant when ``mini_batch_size`` is set.
 Queries get the model's ``query`` prompt and passages its ``document`` prompt, the same strings
 ``model.encode(..., prompt_name=...)`` adds in evaluation.
 """
@@ -34,6 +35,8 @@ LOG_FILE = "train_log.jsonl"
 RESULT_FILE = "train_result.json"
 MODEL_DIR = "model"
 CHECKPOINT_DIR = "checkpoints"
+VALIDATION_BASE_FILE = "validation_base.json"
+SELECTION_FILE = "selection.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -56,6 +59,15 @@ class TrainResult:
     stopped_early: bool
     hyperparameters: dict = field(default_factory=dict)
     data_versions: dict = field(default_factory=dict)
+    selected_step: int | None = None
+    """The checkpoint the run returns (``select``); None for the last step."""
+    merge_lambda: float | None = None
+    """WiSE-FT weight of the fine-tuned model in the returned one (None: not merged)."""
+    validation: dict = field(default_factory=dict)
+    """``val.*`` retrieval metrics of the returned model on the held-out ids (``val.criterion`` included)."""
+    validation_base: dict = field(default_factory=dict)
+    """The same metrics of the base encoder: the reference of the criterion."""
+    merge_tried: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -154,8 +166,30 @@ def train(cfg: TrainConfig, *, callbacks: list | None = None, show_progress: boo
         },
     )
 
+    # 3b. retrieval validation on the held-out ids, and the base encoder's score (its reference)
+    validation, base_val = None, {}
+    if cfg.select == "retrieval":
+        from xlir.training.selection import RetrievalValidation
+
+        validation = RetrievalValidation.from_training_data(data, max_seq_length=cfg.max_seq_length)
+        if validation is None:
+            raise XlirError("select=retrieval needs held-out questions, and the validation split is empty")
+        base_val = _read_json(out / VALIDATION_BASE_FILE) if resume_from is not None else None
+        if not base_val:
+            from xlir.models import model_fingerprint
+
+            base_val = validation.score(model, model_fingerprint(cfg.base_model))
+            _write_json(out / VALIDATION_BASE_FILE, base_val)
+            with open(out / LOG_FILE, "a") as f:  # step 0 of the validation curve: the base encoder
+                row = {"step": 0, "time": round(time.time(), 3)}
+                row.update({"eval_retrieval_" + k.removeprefix("val.").replace(".", "_"): v for k, v in base_val.items()})
+                f.write(json.dumps(row) + "\n")
+        log.info("retrieval validation: %s; base encoder %s", validation.size, base_val)
+
     # 4-6. loss, arguments, trainer
-    trainer, sampler_of = build_trainer(cfg, data, model, checkpoint_dir=ckpt_dir, device=device)
+    trainer, sampler_of = build_trainer(
+        cfg, data, model, checkpoint_dir=ckpt_dir, device=device, validation=validation, base_validation=base_val
+    )
     log_path = out / LOG_FILE
     start_step = 0
     if resume_from is not None:
@@ -177,7 +211,9 @@ def train(cfg: TrainConfig, *, callbacks: list | None = None, show_progress: boo
     seconds = time.perf_counter() - t0
     state = trainer.state
 
-    # 8. save the final (or best, with early stopping) model and the report
+    # 8. the selected checkpoint (loaded by the trainer), merged with the base when asked; save; report
+    selected_step, selected_val = _selected(cfg, state)
+    merge = _merge(cfg, trainer.model, validation, base_val, selected_val)
     model_dir = out / MODEL_DIR
     _save_model(trainer.model, model_dir)
     sampler = sampler_of()
@@ -204,9 +240,52 @@ def train(cfg: TrainConfig, *, callbacks: list | None = None, show_progress: boo
         stopped_early=bool(state.global_step < cfg.steps),
         hyperparameters=hyper,
         data_versions=data.versions,
+        selected_step=selected_step,
+        merge_lambda=merge.get("lambda"),
+        validation=merge.get("validation", selected_val),
+        validation_base=base_val,
+        merge_tried=merge.get("tried", []),
     )
+    _write_json(out / SELECTION_FILE, {"select": cfg.select, "selected_step": selected_step, "merge": merge,
+                                       "validation_base": base_val})
     _write_json(out / RESULT_FILE, result.as_dict())
     return result
+
+
+def _selected(cfg: TrainConfig, state) -> tuple[int | None, dict]:
+    """The step of the checkpoint the trainer loaded at the end, and its ``val.*`` metrics."""
+    from xlir.training.selection import trainer_metrics_to_val
+
+    if cfg.select == "last" or not state.best_model_checkpoint:
+        return None, {}
+    step = int(_CHECKPOINT.match(Path(state.best_model_checkpoint).name).group(1))
+    record = next((h for h in state.log_history if h.get("step") == step and any(k.startswith("eval_") for k in h)), {})
+    return step, trainer_metrics_to_val(record)
+
+
+def _merge(cfg: TrainConfig, model, validation, base_val: dict, selected_val: dict) -> dict:
+    """WiSE-FT: merge ``model`` (in place) with the base encoder; returns lambda, the tried grid, and
+    the returned model's validation metrics (``{}`` when not merged)."""
+    if cfg.merge_with_base == "none":
+        return {}
+    from xlir.models import load_encoder
+    from xlir.training.selection import PREFIX, choose_merge, criterion, merged_state
+
+    base_state = load_encoder(cfg.base_model, max_seq_length=cfg.max_seq_length).state_dict()
+    base_mo = base_val.get(f"{PREFIX}.map.mo", 0.0)
+    if cfg.merge_with_base == "auto":
+        known = {1.0: {k: v for k, v in selected_val.items() if k != f"{PREFIX}.criterion"}} if selected_val else None
+        choice = choose_merge(model, base_state, validation, cfg.merge_grid, base_mo=base_mo,
+                              mo_tolerance=cfg.select_mo_tolerance, known=known)
+        best = next(r for r in choice.tried if r["lambda"] == choice.lam)
+        log.info("WiSE-FT: lambda %s chosen on validation (%s)", choice.lam, choice.tried)
+        return {"lambda": choice.lam, "tried": choice.tried, "validation": {k: v for k, v in best.items() if k != "lambda"}}
+    lam = float(cfg.merge_with_base)
+    model.load_state_dict(merged_state(base_state, model.state_dict(), lam))
+    metrics = validation.score(model) if validation is not None else {}
+    if metrics:
+        metrics[f"{PREFIX}.criterion"] = criterion(metrics, base_mo, cfg.select_mo_tolerance)
+    return {"lambda": lam, "validation": metrics}
 
 
 def build_trainer(
@@ -218,12 +297,16 @@ def build_trainer(
     device: str = "cpu",
     batch_sampler=None,
     save_checkpoints: bool = True,
+    validation=None,
+    base_validation: dict | None = None,
 ):
     """A ``SentenceTransformerTrainer`` wired with the strategy's batch sampler.
 
     Returns ``(trainer, sampler_of)``; ``sampler_of()`` gives the training ``HybridBatchSampler``
     once the trainer has built it. ``batch_sampler`` replaces it (the benchmark's baseline);
-    ``save_checkpoints=False`` writes nothing (the benchmark's timed runs).
+    ``save_checkpoints=False`` writes nothing (the benchmark's timed runs). ``validation`` (a
+    ``RetrievalValidation``) scores each validation step, and the checkpoint with the best criterion
+    is loaded at the end (``select=retrieval``); ``base_validation`` holds the base encoder's score.
     """
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import (
@@ -242,7 +325,15 @@ def build_trainer(
 
     # datasets hold only the text columns; the sampler holds the metadata
     train_ds = data.train.to_dataset()
-    val_ds = data.validation.to_dataset() if data.validation is not None and cfg.validation_fraction > 0 else None
+    wants_loss = cfg.select != "retrieval"  # the retrieval validation replaces the (slower) validation loss
+    val_ds = (data.validation.to_dataset()
+              if wants_loss and data.validation is not None and cfg.validation_fraction > 0 else None)
+    evaluator = None
+    if validation is not None:
+        from xlir.training.selection import PREFIX, RetrievalValidationEvaluator
+
+        base_mo = (base_validation or {}).get(f"{PREFIX}.map.mo", 0.0)
+        evaluator = RetrievalValidationEvaluator(validation, base_mo, cfg.select_mo_tolerance)
     tables = {id(train_ds): (data.train, {})}
     if val_ds is not None:
         tables[id(val_ds)] = (data.validation, {"seed": cfg.seed})  # fixed batches at every validation
@@ -262,7 +353,10 @@ def build_trainer(
     import torch
 
     bf16 = cuda and torch.cuda.is_bf16_supported()
-    early = cfg.early_stopping_patience is not None and val_ds is not None
+    validating = val_ds is not None or evaluator is not None
+    select = {"retrieval": "eval_retrieval_criterion", "loss": "eval_loss"}.get(cfg.select) if validating else None
+    early = cfg.early_stopping_patience is not None and select is not None
+    schedule = {"constant": "constant_with_warmup"}.get(cfg.lr_schedule, cfg.lr_schedule)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(checkpoint_dir),
         max_steps=cfg.steps,
@@ -271,7 +365,7 @@ def build_trainer(
         learning_rate=cfg.lr,
         weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of max_steps
-        lr_scheduler_type="linear",
+        lr_scheduler_type=schedule,
         optim="adamw_torch",
         seed=cfg.seed,
         data_seed=cfg.seed,
@@ -280,11 +374,11 @@ def build_trainer(
         save_strategy="steps" if save_checkpoints else "no",
         save_steps=cfg.checkpoint_every,
         save_total_limit=cfg.keep_checkpoints,
-        eval_strategy="steps" if val_ds is not None else "no",
-        eval_steps=cfg.validation_every if val_ds is not None else None,
-        load_best_model_at_end=early,
-        metric_for_best_model="eval_loss" if early else None,
-        greater_is_better=False if early else None,
+        eval_strategy="steps" if validating else "no",
+        eval_steps=cfg.validation_every if validating else None,
+        load_best_model_at_end=select is not None and save_checkpoints,
+        metric_for_best_model=select,
+        greater_is_better=None if select is None else cfg.select == "retrieval",
         restore_callback_states_from_checkpoint=True,
         logging_steps=cfg.log_every,
         report_to="none",
@@ -303,6 +397,7 @@ def build_trainer(
         args=args,
         train_dataset=train_ds,
         eval_dataset=val_ds,
+        evaluator=evaluator,
         loss=loss,
         callbacks=[EarlyStoppingCallback(cfg.early_stopping_patience)] if early else None,
     )

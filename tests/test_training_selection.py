@@ -1,0 +1,172 @@
+"""Model selection: retrieval validation on held-out ids, the criterion, checkpoint choice, WiSE-FT."""
+
+import json
+
+import pytest
+import torch
+
+from xlir.config import EvalConfig
+from xlir.errors import XlirError
+from xlir.models import load_encoder
+from xlir.training import TrainConfig, prepare_training_data, train
+from xlir.training import selection
+from xlir.training.selection import RetrievalValidation, criterion, merged_state
+
+from tiny_training import one_thread, write_parallel_qa  # noqa: F401 - one_thread is an autouse fixture
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    return write_parallel_qa(tmp_path_factory.mktemp("data") / "qa.jsonl", ids=30)
+
+
+def config(data_file, out, **kw):
+    base = dict(base_model="tiny", train_datasets=[data_file], steps=6, batch_size=4, max_seq_length=32,
+                checkpoint_every=2, validation_fraction=0.2, keep_checkpoints=5, output_dir=out)
+    return TrainConfig(**{**base, **kw})
+
+
+def state(model_dir):
+    return {k: v.clone() for k, v in load_encoder(str(model_dir)).state_dict().items()}
+
+
+# ------------------------------------------------------------------ merge
+
+
+def test_merge_is_exact_at_both_ends_and_linear_between():
+    base = {"w": torch.randn(3, 4), "b": torch.randn(4), "ids": torch.arange(4)}
+    tuned = {"w": torch.randn(3, 4), "b": torch.randn(4), "ids": torch.arange(4) + 1}
+    zero, one, half = merged_state(base, tuned, 0.0), merged_state(base, tuned, 1.0), merged_state(base, tuned, 0.5)
+    assert all(torch.equal(zero[k], base[k]) for k in ("w", "b"))
+    assert all(torch.equal(one[k], tuned[k]) for k in tuned)
+    assert torch.allclose(half["w"], (base["w"] + tuned["w"]) / 2)
+    assert torch.equal(half["ids"], tuned["ids"]), "integer buffers are not interpolated"
+    with pytest.raises(XlirError, match="differ"):
+        merged_state({"w": base["w"]}, tuned, 0.5)
+    with pytest.raises(XlirError, match="shape"):
+        merged_state({**base, "w": torch.zeros(2)}, tuned, 0.5)
+
+
+def test_criterion_penalises_only_the_mo_loss_beyond_the_tolerance():
+    m = {"val.map.mo": 0.78, "val.map.mul": 0.60}
+    assert criterion(m, base_mo=0.78) == pytest.approx(0.60)
+    assert criterion(m, base_mo=0.80) == pytest.approx(0.60 - 10 * 0.02)
+    assert criterion(m, base_mo=0.80, mo_tolerance=0.02) == pytest.approx(0.60)
+
+
+# ------------------------------------------------------------------ validation = the evaluation engine
+
+
+def test_validation_metric_equals_the_evaluation_engine_on_the_same_ids(data_file, monkeypatch, tmp_path):
+    data = prepare_training_data([data_file], seed=0, validation_fraction=0.2)
+    val = RetrievalValidation.from_training_data(data, max_seq_length=32)
+    held = set(data.validation_questions[data_file]["parallel_id"])
+    assert {p.split("/", 1)[1] for p in val.task.queries["parallel_id"]} == held
+    assert len(val.task.candidates) == 3 * len(data.validation_questions[data_file]), "every paragraph sentence"
+
+    model = load_encoder("tiny", max_seq_length=32)
+    ours = val.score(model)
+
+    import xlir.evaluation.run as run
+
+    monkeypatch.setattr(run, "load_dataset", lambda name, split=None: val.dataset)
+    monkeypatch.setenv("XLIR_CACHE_DIR", str(tmp_path))
+    engine = run.evaluate(EvalConfig(model="tiny", dataset="validation", max_seq_length=32), progress=False).metrics
+    assert set(ours) == {f"val.{k}" for k in selection.HEADLINE}
+    for k, v in ours.items():
+        assert v == pytest.approx(engine["validation." + k.removeprefix("val.")], abs=1e-9), k
+
+
+def test_selection_refuses_test_datasets_and_never_reads_them(data_file, monkeypatch, tmp_path):
+    with pytest.raises(XlirError, match="test data"):
+        RetrievalValidation([("xquad-r", prepare_training_data([data_file]).validation_questions[data_file])])
+    assert selection.is_test_source("dream:test") and selection.is_test_source("dream")
+    assert not selection.is_test_source("dream:train") and not selection.is_test_source("mlqa-r")
+
+    import xlir.data.registry as registry
+
+    read = []
+
+    def guarded(name, split=None, languages=None):
+        read.append(name)
+        raise AssertionError(f"model selection read {name}")
+
+    registry._load.cache_clear()
+    monkeypatch.setattr(registry, "_load", guarded)
+    result = train(config(data_file, tmp_path / "r", merge_with_base="auto", merge_grid=[0.5, 1.0]), show_progress=False)
+    assert read == [] and result.merge_lambda in (0.5, 1.0)
+
+
+# ------------------------------------------------------------------ checkpoint choice and merge in a run
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    """Replace the retrieval score by a script: the base, then one value per validation call."""
+    calls = []
+
+    def install(mul_by_call: list[float], mo: float = 0.5):
+        def score(self, model, fingerprint=None):
+            i = len(calls)
+            calls.append(fingerprint)
+            mul = 0.1 if fingerprint is not None else mul_by_call[i - 1]
+            return {"val.map.mo": mo, "val.map.cr": 0.3, "val.map.mul": mul, "val.rank_distance": 10.0,
+                    "val.r1.mo": 0.4, "val.r10.mul": 0.5}
+
+        monkeypatch.setattr(RetrievalValidation, "score", score)
+        return calls
+
+    return install
+
+
+def test_run_returns_the_checkpoint_with_the_best_validation_criterion(data_file, tmp_path, scripted):
+    calls = scripted([0.5, 0.7, 0.6])  # steps 2, 4, 6
+    result = train(config(data_file, tmp_path / "r", merge_with_base="none"), show_progress=False)
+    assert calls[0] is not None, "the base encoder is scored first, through the embedding cache"
+    assert result.selected_step == 4 and result.merge_lambda is None
+    assert result.validation["val.map.mul"] == 0.7 and result.validation_base["val.map.mul"] == 0.1
+    returned, best, last = (state(result.model_dir), state(tmp_path / "r/checkpoints/checkpoint-4"),
+                            state(tmp_path / "r/checkpoints/checkpoint-6"))
+    assert all(torch.equal(returned[k], best[k]) for k in returned)
+    assert any(not torch.equal(returned[k], last[k]) for k in returned)
+    curve = [json.loads(line) for line in (tmp_path / "r/train_log.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["eval_retrieval_map_mul"]) for r in curve if "eval_retrieval_map_mul" in r] == [
+        (0, 0.1), (2, 0.5), (4, 0.7), (6, 0.6)]
+    assert json.loads((tmp_path / "r/selection.json").read_text())["selected_step"] == 4
+
+
+def test_auto_merge_takes_the_lambda_with_the_best_criterion(data_file, tmp_path, scripted):
+    # steps 2, 4, 6, then the merge grid from the top: 0.85 and 0.5 (1.0 is the selected checkpoint)
+    scripted([0.5, 0.7, 0.6, 0.65, 0.75])
+    cfg = config(data_file, tmp_path / "r", merge_with_base="auto", merge_grid=[0.5, 0.85, 1.0])
+    result = train(cfg, show_progress=False)
+    assert result.selected_step == 4 and result.merge_lambda == 0.5
+    assert [r["lambda"] for r in result.merge_tried] == [1.0, 0.85, 0.5]
+    expected = merged_state(state("tiny"), state(tmp_path / "r/checkpoints/checkpoint-4"), 0.5)
+    returned = state(result.model_dir)
+    assert all(torch.allclose(returned[k], expected[k], atol=1e-6) for k in returned)
+
+
+def test_fixed_lambda_zero_returns_the_base_weights_exactly(data_file, tmp_path):
+    result = train(config(data_file, tmp_path / "r", merge_with_base=0.0, select="last", validation_fraction=0.0),
+                   show_progress=False)
+    base, returned = state("tiny"), state(result.model_dir)
+    assert result.merge_lambda == 0.0 and all(torch.equal(base[k], returned[k]) for k in base)
+
+
+def test_config_rules():
+    with pytest.raises(ValueError, match="select=retrieval"):
+        TrainConfig(merge_with_base="auto", select="loss")
+    with pytest.raises(ValueError, match="validation_fraction"):
+        TrainConfig(validation_fraction=0.0, select="retrieval")
+    assert TrainConfig(validation_fraction=0.0).select == "last"
+    with pytest.raises(ValueError, match="multiple"):
+        TrainConfig(checkpoint_every=5, eval_every=2)
+    assert TrainConfig(merge_with_base="0.7").merge_with_base == 0.7
+
+
+def test_early_stopping_on_the_retrieval_criterion(data_file, tmp_path, scripted):
+    scripted([0.5, 0.4, 0.3])  # no gain after step 2: patience 1 stops at step 4
+    result = train(config(data_file, tmp_path / "r", early_stopping_patience=1, merge_with_base="none"),
+                   show_progress=False)
+    assert result.stopped_early and result.steps == 4 and result.selected_step == 2

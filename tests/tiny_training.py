@@ -1,0 +1,37 @@
+"""Shared by the tiny-encoder training tests: one torch thread, and a small parallel QA file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The tiny model gains nothing from threads; on a shared 2-core box they only contend."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_parallel_qa(path: Path, ids: int = 40, langs=("en", "de", "es")) -> str:
+    """``ids`` parallel ids in 2 or 3 languages; each paragraph holds the answer and two fillers."""
+    rows = []
+    for i in range(ids):
+        for lang in langs[: 2 + i % 2]:
+            rows.append(
+                {
+                    "parallel_id": f"id{i}",
+                    "lang": lang,
+                    "question": f"{lang} question number {i} about topic {i % 7}?",
+                    "answer_sentence": f"{lang} the answer to {i} is {i * 3}.",
+                    "paragraph": f"{lang} paragraph {i}",
+                    "negatives": [f"{lang} filler {i} one.", f"{lang} filler {i} two."],
+                }
+            )
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
