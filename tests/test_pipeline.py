@@ -18,10 +18,24 @@ def test_param_schema_has_a_default_title_and_description_for_every_field():
 
 
 @pytest.mark.parametrize("bad", [{"strategy": "x"}, {"alpha": 2}, {"steps": 0}, {"gate_profile": "nope"},
-                                 {"unknown": 1}, {"train_datasets": []}])
+                                 {"unknown": 1}, {"train_datasets": []}, {"merge_with_base": "2"},
+                                 {"merge_with_base": "best"}, {"lr_schedule": "step"}, {"scale": 0}])
 def test_pipeline_params_refuse_bad_values(bad):
     with pytest.raises(ValidationError):
         PipelineParams(**bad)
+
+
+def test_the_trigger_form_checks_the_merge_weight_as_the_params_do():
+    schema = param_schema()
+    assert schema["merge_with_base"]["pattern"] and schema["merge_with_base"]["default"] == "auto"
+    import re
+
+    ok = [v for v in ("auto", "none", "0", "0.7", "1", "1.0", "2", "0.7x", "best")
+          if re.fullmatch(schema["merge_with_base"]["pattern"], v)]
+    assert ok == ["auto", "none", "0", "0.7", "1", "1.0"]
+    from xlir.training import TrainConfig
+
+    assert all(TrainConfig(merge_with_base=v) for v in ok)  # what the form accepts, training accepts
 
 
 def test_parse_params_ignores_fields_of_other_dags():

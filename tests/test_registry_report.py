@@ -49,6 +49,10 @@ def register_candidate(reg, tmp_path, xq: dict, dream: dict, dream_cfg=DREAM) ->
     with track_pipeline_run(pid, experiment=reg.experiment) as run:
         run.log_evaluation(result(XQ, xq, tmp_path))
         run.log_evaluation(result(dream_cfg, dream, tmp_path))
+        run.log_params({"train.merge_with_base": "auto"})  # what log_training records of a selected, merged run
+        run.log_metrics({"train.steps": 30, "train.selected_step": 20, "train.merge_lambda": 0.85,
+                         "returned.val.map.mo": 0.811, "returned.val.map.mul": 0.669,
+                         "base.val.map.mo": 0.793, "base.val.map.mul": 0.439})
         return reg.register_model(prepare_model("tiny"), run.run_id, pid, xq, XQ, dataset_version="xquad-r-v1")
 
 
@@ -75,6 +79,8 @@ def test_report_compares_the_candidate_with_the_champion_it_was_gated_on(reg, tm
     assert rep["decision"]["status"] == "passed"
     text = render_report(rep)
     assert f"candidate v{new} vs v{old} (untuned baseline)" in text and "gate: passed" in text
+    assert ("trained model: step 20 of 30, merged with the base at lambda 0.85 (chosen on validation); "
+            "held-out validation Mo. 0.793 -> 0.811, Mul. 0.439 -> 0.669") in text
     assert "+0.200 ▲" in text and "-500.0 ▲" in text  # higher mAP and lower rank distance are both better
 
     from typer.testing import CliRunner

@@ -86,13 +86,13 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     score_block = (_bm25_scorer if cfg.model == BM25 else _dense_scorer)(cfg, task, info)
     t0 = time.perf_counter()
     bar = _progress(len(task.relevant), "ranking") if progress else None
-    scored = score_task(task, score_block, metric_prefix(ds.name), cfg.train_languages, top_k=cfg.top_k,
+    prefix = metric_prefix(ds.name)
+    scored = score_task(task, score_block, prefix, cfg.train_languages, top_k=cfg.top_k,
                         progress=bar.update if bar else None)
     if bar:
         bar.close()
     metrics, matrix, table, result = scored.metrics, scored.matrix, scored.table, scored.ranks
     r = result.relevant
-    prefix = metric_prefix(ds.name)
     if len(task.languages) == 1:
         lang = task.languages[0]
         metrics[f"{prefix}.map"] = metrics[f"{prefix}.map.{lang}.{lang}"]

@@ -56,6 +56,9 @@ class PipelineParams(BaseModel):
     validation_fraction: float = Field(0.1, ge=0.0, le=0.5, title="Validation fraction",
                                        description="share of parallel ids held out: the retrieval validation that picks the "
                                                    "checkpoint and the merge (0: none, the last step is returned)")
+    early_stopping_patience: int | None = Field(
+        None, ge=1, le=10_000, title="Early stopping patience",
+        description="stop after this many checkpoints without a better validation criterion (empty: train all steps)")
     checkpoint_every: int = Field(10, ge=1, le=100_000, title="Checkpoint every",
                                   description="save a resumable checkpoint every K steps (a retried task resumes there)")
     eval_datasets: list[str] = Field(default_factory=lambda: ["xquad-r", "dream"], min_length=1, title="Evaluation datasets",
@@ -99,7 +102,7 @@ class CompareParams(PipelineParams):
 _TYPES = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",
           "array": "array", "object": "object", "null": "null"}
 _KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "minItems",
-         "maxItems", "items", "enum")
+         "maxItems", "items", "enum", "pattern")
 
 
 def _field_schema(prop: dict) -> dict:

@@ -83,7 +83,18 @@ def version_report(reg, version: int, datasets: list[str] | None = None) -> dict
             "failed_checks": [c for c in checks if not c.get("passed")],
         },
         "champion": champion.version if champion else None,
+        "training": _training(cand_metrics, dict(cand_run.data.params) if cand_run else {}),
     }
+
+
+def _training(metrics: dict, params: dict) -> dict | None:
+    """Which checkpoint the run returned, its WiSE-FT lambda and its held-out validation against the base."""
+    if "train.steps" not in metrics:
+        return None
+    return {"steps": metrics["train.steps"], "selected_step": metrics.get("train.selected_step"),
+            "merge_lambda": metrics.get("train.merge_lambda"), "merge": params.get("train.merge_with_base"),
+            "validation": {k: metrics.get(f"returned.val.{k}") for k in ("map.mo", "map.mul")},
+            "validation_base": {k: metrics.get(f"base.val.{k}") for k in ("map.mo", "map.mul")}}
 
 
 def format_metric(v, digits: int = 3) -> str:
@@ -109,6 +120,16 @@ def render_report(report: dict) -> str:
     ref = report["reference_version"]
     ref_name = f"v{ref}" + (" (untuned baseline)" if report["reference_is_baseline"] else "") if ref else "no champion"
     lines = [f"candidate v{report['version']} vs {ref_name}", ""]
+    t = report.get("training")
+    if t:
+        step = f"step {t['selected_step']:.0f} of {t['steps']:.0f}" if t["selected_step"] is not None else "the last step"
+        lam = t["merge_lambda"]
+        merged = (f", merged with the base at lambda {lam:g}" + (" (chosen on validation)" if t["merge"] == "auto" else "")
+                  if lam is not None else ", not merged")
+        v, b = t["validation"], t["validation_base"]
+        val = (f"; held-out validation Mo. {format_metric(b['map.mo'])} -> {format_metric(v['map.mo'])}, "
+               f"Mul. {format_metric(b['map.mul'])} -> {format_metric(v['map.mul'])}") if v["map.mul"] is not None else ""
+        lines[-1:] = [f"trained model: {step}{merged}{val}", ""]
     head = f"{'dataset':10} {'metric':14} {'candidate':>10} {'champion':>10} {'change':>10}"
     lines += [head, "-" * len(head)]
     for r in report["rows"]:
