@@ -143,6 +143,23 @@ def table(records: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def curve_table(records: dict[str, dict]) -> str:
+    """Validation Mo./Mul. mAP and criterion at every checkpoint (step 0: the base encoder), before any merge."""
+    steps = sorted({c["step"] for r in records.values() for c in r.get("curve", [])} | {0})
+    lines = ["| arm | " + " | ".join(f"step {s}" for s in steps) + " |", "|---" * (len(steps) + 1) + "|"]
+    for name, r in records.items():
+        if "curve" not in r:
+            continue
+        b = r["validation_base"]
+        cells = {0: f"{b['val.map.mo']:.3f} / {b['val.map.mul']:.3f}"}
+        for c in r["curve"]:
+            if c["step"] and "eval_retrieval_criterion" in c:
+                cells[c["step"]] = (f"{c['eval_retrieval_map_mo']:.3f} / {c['eval_retrieval_map_mul']:.3f} "
+                                    f"({c['eval_retrieval_criterion']:.3f})")
+        lines.append(f"| {name} | " + " | ".join(cells.get(s, "") for s in steps) + " |")
+    return "\n".join(lines)
+
+
 def test_table(records: dict[str, dict], test: str) -> str:
     """Test numbers of every arm that has them (reported after the choice, never used for it)."""
     lines = [f"| arm | model | {test} Mo. | Cr. | Mul. | rank distance |", "|---|---|---|---|---|---|"]
@@ -158,7 +175,8 @@ def test_table(records: dict[str, dict], test: str) -> str:
 
 def write_markdown(records: dict[str, dict]) -> Path:
     tests = sorted({t for r in records.values() for k in ("test", "test_unmerged") for t in r.get(k, {})})
-    parts = ["## Validation (held-out MLQA-R ids: the only numbers the choice reads)", "", table(records), ""]
+    parts = ["## Validation (held-out MLQA-R ids: the only numbers the choice reads)", "", table(records), "",
+             "### Validation Mo. / Mul. mAP (criterion) at each checkpoint", "", curve_table(records), ""]
     for t in tests:
         parts += [f"## Test: {t} (zero-shot, reported only)", "", test_table(records, t), ""]
     path = RESULTS / "recipe_ablation.md"

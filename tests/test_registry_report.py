@@ -107,3 +107,16 @@ def test_report_leaves_out_references_from_another_eval_config_and_lists_failed_
     assert rep["decision"]["status"] == "rejected" and rep["champion"] == old
     text = render_report(rep)
     assert "gate: rejected" in text and "failed retrieval." in text and "–" in text
+
+
+@pytest.mark.parametrize("lam, merge, says", [
+    (1.0, "auto", "step 20 of 20, not merged (lambda 1, chosen on validation);"),
+    (0.7, "0.7", "step 20 of 20, merged with the base at lambda 0.7 (fixed);"),
+    (None, "none", "step 20 of 20, not merged;"),
+])
+def test_report_says_whether_the_trained_model_was_merged(lam, merge, says):
+    training = {"steps": 20, "selected_step": 20, "merge_lambda": lam, "merge": merge,
+                "validation": {"map.mo": 0.81, "map.mul": 0.67}, "validation_base": {"map.mo": 0.79, "map.mul": 0.44}}
+    text = render_report({"version": 2, "reference_version": None, "reference_is_baseline": False, "rows": [],
+                          "decision": None, "champion": None, "training": training})
+    assert says in text.splitlines()[1]

@@ -31,8 +31,9 @@ def _training_rows(params: dict, metrics: dict) -> list[str]:
     chosen = (f"step {int(step)} of {params['train.steps']}, by the {params.get('train.select')} validation criterion"
               if step is not None else "the last step")
     lam = metrics.get("train.merge_lambda")
-    how = {"auto": "chosen on the validation criterion", "none": ""}.get(params.get("train.merge_with_base", ""), "fixed")
-    merge = (f"(1 - {lam:g}) x base + {lam:g} x fine-tuned ({how})" if lam is not None else "not merged")
+    how = "chosen on the validation criterion" if params.get("train.merge_with_base") == "auto" else "fixed"
+    merge = ("not merged" if lam is None else f"not merged (lambda 1, {how})" if lam == 1.0
+             else f"(1 - {lam:g}) x base + {lam:g} x fine-tuned ({how})")
     rows = [f"| recipe | {recipe} |", f"| returned checkpoint | {chosen} |", f"| WiSE-FT merge with the base | {merge} |"]
     val = {k: metrics.get(f"returned.val.{k}") for k in ("map.mo", "map.cr", "map.mul", "rank_distance")}
     base = {k: metrics.get(f"base.val.{k}") for k in val}

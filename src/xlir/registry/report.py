@@ -124,8 +124,9 @@ def render_report(report: dict) -> str:
     if t:
         step = f"step {t['selected_step']:.0f} of {t['steps']:.0f}" if t["selected_step"] is not None else "the last step"
         lam = t["merge_lambda"]
-        merged = (f", merged with the base at lambda {lam:g}" + (" (chosen on validation)" if t["merge"] == "auto" else "")
-                  if lam is not None else ", not merged")
+        how = "chosen on validation" if t["merge"] == "auto" else "fixed"
+        merged = (", not merged" if lam is None else f", not merged (lambda 1, {how})" if lam == 1.0
+                  else f", merged with the base at lambda {lam:g} ({how})")
         v, b = t["validation"], t["validation_base"]
         val = (f"; held-out validation Mo. {format_metric(b['map.mo'])} -> {format_metric(v['map.mo'])}, "
                f"Mul. {format_metric(b['map.mul'])} -> {format_metric(v['map.mul'])}") if v["map.mul"] is not None else ""
