@@ -186,7 +186,7 @@ def train_model(run_id: str, params: dict | PipelineParams, train_datasets: list
         base_model=p.base_model, train_datasets=train_datasets, strategy=strategy, alpha=alpha, steps=p.steps,
         batch_size=p.batch_size, lr=p.lr, lr_schedule=p.lr_schedule, warmup_ratio=p.warmup_ratio, scale=p.scale,
         max_seq_length=p.max_seq_length, seed=p.seed, checkpoint_every=p.checkpoint_every,
-        validation_fraction=p.validation_fraction, select="retrieval" if p.validation_fraction > 0 else "last",
+        validation_fraction=p.validation_fraction,  # select: retrieval, or last when nothing is held out
         merge_with_base=p.merge_with_base if p.validation_fraction > 0 or p.merge_with_base != "auto" else "none",
         early_stopping_patience=p.early_stopping_patience,
         output_dir=run_dir(run_id) / "train" / name,

@@ -80,7 +80,6 @@ class RetrievalValidation:
         questions, candidates = canonical_from_rows(pd.concat(frames, ignore_index=True), "validation")
         self.dataset = QADataset(name="validation", version="-", questions=questions, candidates=candidates, meta={})
         self.task = build_task(self.dataset)
-        self.sources = [name for name, _ in parts]
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
 
@@ -152,15 +151,20 @@ class RetrievalValidationEvaluator(_evaluator_base()):
         self.validation = validation
         self.base_mo = base_mo
         self.mo_tolerance = mo_tolerance
-        self.primary_metric = "criterion"
+        self.primary_metric = "retrieval_criterion"
         self.greater_is_better = True
 
     def __call__(self, model, output_path=None, epoch=-1, steps=-1) -> dict[str, float]:
         metrics = self.validation.score(model)
-        out = {k.removeprefix(PREFIX + ".").replace(".", "_"): v for k, v in metrics.items()}
-        out["criterion"] = criterion(metrics, self.base_mo, self.mo_tolerance)
+        metrics[f"{PREFIX}.criterion"] = criterion(metrics, self.base_mo, self.mo_tolerance)
+        out = {k.removeprefix("eval_"): v for k, v in val_to_trainer_metrics(metrics).items()}
         log.info("retrieval validation at step %s: %s", steps, {k: round(v, 4) for k, v in out.items()})
-        return self.prefix_name_to_metrics(out, "retrieval")
+        return out  # the trainer adds the "eval_" prefix
+
+
+def val_to_trainer_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """``val.map.mo`` -> ``eval_retrieval_map_mo``: the names the trainer logs; ``trainer_metrics_to_val`` reverses it."""
+    return {"eval_retrieval_" + k.removeprefix(PREFIX + ".").replace(".", "_"): v for k, v in metrics.items()}
 
 
 def trainer_metrics_to_val(logs: dict) -> dict[str, float]:
@@ -207,9 +211,6 @@ class MergeChoice:
     lam: float
     tried: list[dict]
 
-    def as_dict(self) -> dict:
-        return {"lambda": self.lam, "tried": self.tried}
-
 
 def choose_merge(model, base_state: dict, validation: RetrievalValidation, grid: Iterable[float], *, base_mo: float,
                  mo_tolerance: float = 0.0, known: dict[float, dict] | None = None) -> MergeChoice:
@@ -233,4 +234,5 @@ def choose_merge(model, base_state: dict, validation: RetrievalValidation, grid:
 __all__ = [
     "HEADLINE", "MO_PENALTY", "MergeChoice", "PREFIX", "RetrievalValidation", "RetrievalValidationEvaluator",
     "TEST_DATASETS", "choose_merge", "criterion", "is_test_source", "merged_state", "trainer_metrics_to_val",
+    "val_to_trainer_metrics",
 ]

@@ -177,13 +177,12 @@ def train(cfg: TrainConfig, *, callbacks: list | None = None, show_progress: boo
         base_val = _read_json(out / VALIDATION_BASE_FILE) if resume_from is not None else None
         if not base_val:
             from xlir.models import model_fingerprint
+            from xlir.training.selection import val_to_trainer_metrics
 
             base_val = validation.score(model, model_fingerprint(cfg.base_model))
             _write_json(out / VALIDATION_BASE_FILE, base_val)
             with open(out / LOG_FILE, "a") as f:  # step 0 of the validation curve: the base encoder
-                row = {"step": 0, "time": round(time.time(), 3)}
-                row.update({"eval_retrieval_" + k.removeprefix("val.").replace(".", "_"): v for k, v in base_val.items()})
-                f.write(json.dumps(row) + "\n")
+                f.write(json.dumps({"step": 0, "time": round(time.time(), 3), **val_to_trainer_metrics(base_val)}) + "\n")
         log.info("retrieval validation: %s; base encoder %s", validation.size, base_val)
 
     # 4-6. loss, arguments, trainer
