@@ -1,7 +1,8 @@
 """xlir_compare: train and evaluate mono, cross and hybrid (and an alpha list) from one data
 version and seed, then log a comparison table and chart to the parent MLflow run. No promotion.
 
-Table of contents: prepare -> variants -> train[variant] (mapped) -> evaluate[variant] (mapped) -> compare.
+Table of contents: prepare -> variants -> train[variant] (mapped) -> evaluate[variant] (mapped) -> compare,
+with reference (the untuned encoder, evaluated once) beside them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from xlir.pipeline.params import CompareParams, airflow_params, training_queue
 ### xlir_compare
 Batch-strategy comparison on one data version and seed: one mapped training per variant
 (`strategies`, hybrid at `alpha`, plus hybrid at each of `alphas`), each evaluated on
-`eval_datasets`; the parent MLflow run gets `comparison/comparison.md` and
+`eval_datasets`, beside one evaluation of the untuned base encoder that every variant is compared
+with; `precision: int8` runs the evaluations and the retrieval validation on the labelled int8 fast
+path. The parent MLflow run gets `comparison/comparison.md` and
 `comparison/comparison.png`. Nothing is registered or promoted.
 """,
 )
@@ -66,18 +69,27 @@ def xlir_compare():
         p = parse_params(params, CompareParams)
         return [evaluate_model(run_id, trained, d, p) for d in p.eval_datasets]
 
+    @task(**training_queue(), doc_md="The untuned base encoder on every evaluation dataset, once for all variants "
+                                      "(`evaluate_reference`; cached embeddings when any run encoded them).")
+    def reference(prepared: dict) -> list[dict]:
+        from xlir.pipeline.params import CompareParams, parse_params
+        from xlir.pipeline.tasks import evaluate_reference
+
+        run_id, params = current_run()
+        return evaluate_reference(run_id, parse_params(params, CompareParams))
+
     @task(doc_md="Comparison table (markdown) and chart (PNG) on the parent MLflow run (`compare_strategies`).")
-    def compare(evaluations: list[list[dict]]) -> dict:
+    def compare(evaluations: list[list[dict]], untuned: list[dict]) -> dict:
         from xlir.pipeline.params import CompareParams, parse_params
         from xlir.pipeline.tasks import compare_strategies
 
         run_id, params = current_run()
-        flat = [e for group in evaluations for e in group]
+        flat = [e for group in evaluations for e in group] + list(untuned)
         return compare_strategies(run_id, parse_params(params, CompareParams), flat)
 
     prepared = prepare()
     trained = train.partial(prepared=prepared).expand(variant=variants())
-    compare(evaluate.expand(trained=trained))
+    compare(evaluate.expand(trained=trained), reference(prepared))
 
 
 xlir_compare()

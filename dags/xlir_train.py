@@ -86,7 +86,7 @@ def xlir_train():
         from xlir.pipeline.tasks import promote as do_promote
 
         run_id, params = current_run()
-        return do_promote(run_id, params, registered)
+        return do_promote(run_id, params, registered, decision)
 
     @task(doc_md="Close the DAG run's MLflow run with a summary (`finish_run`).")
     def finish(promoted: dict) -> dict:

@@ -238,15 +238,26 @@ def xcom(dr, task_id: str):
         return None if row is None else XComModel.deserialize_value(row)
 
 
-def test_train_dag_end_to_end_promotes_when_the_gates_pass(dagbag, mlflow_uri, small_train_file, pipeline_dirs):
-    from xlir.registry import Registry
+def test_train_dag_end_to_end_promotes_when_the_gates_pass(dagbag, mlflow_uri, small_train_file, pipeline_dirs,
+                                                           monkeypatch):
+    import time
 
+    from xlir.evaluation.encode import encodings
+    from xlir.registry import Registry, promotion
+
+    decisions = []
+    decide = promotion.decide
+    monkeypatch.setattr(promotion, "decide", lambda *a, **k: decisions.append(a[1]) or decide(*a, **k))
     conf = run_conf(small_train_file, gate_profile="smoke")
     old = crown(conf, synthetic(0.0, 1e9))
+    t0 = time.time()
     dr = dagbag.dags["xlir_train"].test(run_conf=conf)
     assert str(getattr(dr.state, "value", dr.state)) == "success", states(dr)
     promoted = xcom(dr, "promote")
     assert promoted["promoted"] is True and promoted["status"] == "passed"
+    assert decisions == [promoted["version"]], "decided once, by the gate task; promote acted on that decision"
+    done = encodings(since=t0)  # the candidate's queries and pool; the champion's metrics are reused
+    assert len(done) == 2 and len({e["key"] for e in done}) == 2, done
     reg = Registry(mlflow_uri, conf["registered_model"], experiment=conf["experiment"])
     assert reg.champion().version == promoted["version"] != old
     assert reg.alias("previous-champion").version == old
@@ -336,13 +347,18 @@ def test_plugin_links_read_the_task_xcom(dagbag, pipeline_dirs, monkeypatch):
 def test_compare_dag_trains_each_variant_and_logs_table_and_chart(dagbag, mlflow_uri, small_train_file, pipeline_dirs):
     from mlflow import MlflowClient
 
-    conf = run_conf(small_train_file, strategies=["mono", "hybrid"], alphas=[0.25])
+    conf = run_conf(small_train_file, strategies=["mono", "hybrid"], alphas=[0.25], precision="int8")
     conf.pop("registered_model")
     dr = dagbag.dags["xlir_compare"].test(run_conf=conf)
     assert str(getattr(dr.state, "value", dr.state)) == "success", states(dr)
     out = xcom(dr, "compare")
-    assert out["variants"] == ["hybrid-a0.25", "hybrid-a0.5", "mono"]
+    assert out["variants"] == ["hybrid-a0.25", "hybrid-a0.5", "mono", "untuned"]
     table = Path(out["table"]).read_text()
-    assert "| mono |" in table and "map.mul" in table
+    assert "| mono |" in table and "map.mul" in table and "(int8 fast path" in table
+    first_rows = [line for line in table.splitlines() if line.startswith("| ") and "variant" not in line]
+    assert first_rows[0].startswith("| untuned |")  # the shared reference, evaluated once, leads
+    assert len(xcom(dr, "reference")) == len(conf["eval_datasets"])
+    metrics = json.loads((Path(xcom(dr, "reference")[0]["output_dir"]) / "metrics.json").read_text())
+    assert metrics["info"]["precision"] == "int8"
     files = {f.path for f in MlflowClient(mlflow_uri).list_artifacts(out["mlflow_run_id"], "comparison")}
     assert files == {"comparison/comparison.md", "comparison/comparison.png"}

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from mlflow_server import tracking_uri as uri, unique  # noqa: F401 (uri is a fixture)
+from tiny_training import one_thread  # noqa: F401 - an autouse fixture: one torch thread
 from xlir.config import EvalConfig
 from xlir.registry import (
     EvalMismatchError,
@@ -46,11 +47,8 @@ TINY_RANDOM = metrics(mul=0.001, mo=0.005, cr=0.003, rd=11400, spread=0.002)
 
 @pytest.fixture(scope="module")
 def tiny():
-    import torch
-
     from xlir.models import load_encoder
 
-    torch.set_num_threads(1)
     return load_encoder("tiny", device="cpu")
 
 
@@ -258,6 +256,41 @@ def test_eval_config_mismatch_is_refused_or_the_champion_is_reevaluated(reg, tin
     assert d.reference["reevaluated"] and d.reference["differs"] == {"seed": (0, 1)}
     assert d.reference["metrics"]["xquad_r.map.mul"] == 0.52 and d.passed
     assert aliases(reg) == {"champion": 1, "previous-champion": None}
+
+    # nothing evaluated twice: a second decision on the same key (another gate, another run) reads the
+    # re-evaluation kept in the champion's run, and the promotion acts on the decision it is given
+    again = promotion.decide(reg, v, load_gates(), evaluator=evaluator)
+    assert len(seen) == 1 and again.reference["reused"].startswith("reference/")
+    assert again.reference["metrics"]["xquad_r.map.mul"] == 0.52 and again.passed
+    result = promotion.gate_and_promote(reg, v, "run-seed-1", load_gates(), evaluator=evaluator, decision=again,
+                                        model_card=False)
+    assert len(seen) == 1 and result.promoted and aliases(reg) == {"champion": v, "previous-champion": 1}
+
+
+def test_a_decision_about_another_version_is_refused(reg, tiny):
+    baseline(reg, metrics(mul=0.50))
+    v2 = candidate(reg, tiny, "run-a", metrics(mul=0.60))
+    v3 = candidate(reg, tiny, "run-b", metrics(mul=0.61))
+    d2 = promotion.decide(reg, v2, load_gates())
+    with pytest.raises(GateError, match=f"about v{v2}, not v{v3}"):
+        promotion.gate_and_promote(reg, v3, "run-b", load_gates(), decision=d2, model_card=False)
+    assert aliases(reg) == {"champion": 1, "previous-champion": None}
+
+
+def test_int8_evaluations_are_never_registered_or_gated(reg, tiny):
+    baseline(reg)
+    int8 = EVAL.model_copy(update={"precision": "int8"})
+    with track_pipeline_run("run-int8", experiment=reg.experiment) as run:
+        with pytest.raises(RegistryError, match="precision 'int8'.*fp32 evaluations only"):
+            reg.register_model(tiny, run.run_id, "run-int8", metrics(mul=0.9), int8)
+    assert reg.find_version("run-int8") is None
+    with pytest.raises(RegistryError, match="precision 'int8'"):
+        Registry(reg.tracking_uri, unique("enc"), experiment=reg.experiment).ensure_baseline(
+            "tiny", int8, evaluator=lambda cfg: pytest.fail("evaluated"))
+    v = candidate(reg, tiny, "run-fp32", metrics(mul=0.6))
+    reg.set_tags(v, {"eval.config": json.dumps({**EVAL.model_dump(mode="json", exclude={"output_dir"}), "precision": "int8"})})
+    with pytest.raises(GateError, match="cannot gate v2.*int8"):
+        promotion.decide(reg, v, load_gates())
 
 
 # ---------------------------------------------------------------- the lock

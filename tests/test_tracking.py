@@ -6,6 +6,7 @@ import json
 import pytest
 
 from mlflow_server import tracking_uri as uri, unique  # noqa: F401 (uri is a fixture)
+from tiny_training import one_thread  # noqa: F401 - an autouse fixture
 from xlir.config import EvalConfig
 from xlir.registry import Registry, TrackingError, load_gates, track_pipeline_run
 from xlir.registry import promotion
@@ -13,14 +14,6 @@ from xlir.registry import promotion
 LANGS = ("en", "de", "es")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_one_run_per_pipeline_run_reopened_by_id_with_children_by_name(uri):
@@ -84,11 +77,14 @@ def test_a_task_on_changed_code_is_recorded_not_refused(uri, monkeypatch):
     assert data.tags["code.changed.git_dirty"] == "true" and "code.changed.git_sha" not in data.tags
 
 
-def test_a_real_tiny_pipeline_is_tracked_registered_and_gated(uri, tmp_path):
+def test_a_real_tiny_pipeline_is_tracked_registered_and_gated(uri, tmp_path, monkeypatch):
     import mlflow.artifacts
     import mlflow.sentence_transformers
 
     from xlir.evaluation import evaluate
+    from xlir.evaluation.encode import encodings
+
+    monkeypatch.setenv("XLIR_CACHE_DIR", str(tmp_path / "cache"))  # a fresh cache: every encoding is counted
     from xlir.training import TrainConfig, train
     from xlir.validation import ValidationReport
 
@@ -151,6 +147,15 @@ def test_a_real_tiny_pipeline_is_tracked_registered_and_gated(uri, tmp_path):
     assert "training languages: de, en, es" in card
     assert "| returned checkpoint | step " in card and "chosen on the validation criterion" in card
     assert "held-out validation (training-side ids)" in card
+
+    # encodings counted: base on xquad-r (2: queries, pool); training validation: the base (2), steps 2
+    # and 4 (4), the merge at 0.5 (2; 1.0 is step 4's); the candidate (2); the champion's re-evaluation
+    # from its registered copy (2). Nothing twice, and deciding again encodes nothing.
+    done = encodings()
+    keys = [e["key"] for e in done if e["key"]]
+    assert len(done) == 14 and len(keys) == len(set(keys)), done
+    again = promotion.decide(reg, version, load_gates("default"))
+    assert again.reference["reused"] and len(encodings()) == 14
 
     # the champion still serves by alias
     model = mlflow.sentence_transformers.load_model(f"models:/{reg.name}@champion")

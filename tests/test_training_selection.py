@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -138,13 +139,54 @@ def test_run_returns_the_checkpoint_with_the_best_validation_criterion(data_file
 def test_auto_merge_takes_the_lambda_with_the_best_criterion(data_file, tmp_path, scripted):
     # steps 2, 4, 6, then the merge grid from the top: 0.85 and 0.5 (1.0 is the selected checkpoint)
     scripted([0.5, 0.7, 0.6, 0.65, 0.75])
-    cfg = config(data_file, tmp_path / "r", merge_with_base="auto", merge_grid=[0.5, 0.85, 1.0])
+    cfg = config(data_file, tmp_path / "r", merge_with_base="auto", merge_grid=[0.5, 0.85, 1.0], merge_early_stop=False)
     result = train(cfg, show_progress=False)
     assert result.selected_step == 4 and result.merge_lambda == 0.5
     assert [r["lambda"] for r in result.merge_tried] == [1.0, 0.85, 0.5]
     expected = merged_state(state("tiny"), state(tmp_path / "r/checkpoints/checkpoint-4"), 0.5)
     returned = state(result.model_dir)
     assert all(torch.allclose(returned[k], expected[k], atol=1e-6) for k in returned)
+
+
+@pytest.mark.parametrize("muls, tried, chosen", [
+    ([0.65, 0.75], [1.0, 0.85], 1.0),        # worse at 0.85: stop there (the full grid would take 0.5)
+    ([0.72, 0.71], [1.0, 0.85, 0.5], 0.85),  # better at 0.85, worse at 0.5: the whole grid, same choice
+])
+def test_merge_early_stop_walks_down_from_one_and_stops_at_the_first_worse_weight(data_file, tmp_path, scripted,
+                                                                                    muls, tried, chosen):
+    calls = scripted([0.5, 0.7, 0.6, *muls])
+    result = train(config(data_file, tmp_path / "r", merge_with_base="auto", merge_grid=[0.5, 0.85, 1.0]),
+                   show_progress=False)
+    assert [r["lambda"] for r in result.merge_tried] == tried and result.merge_lambda == chosen
+    assert len(calls) == 1 + 3 + len(tried) - 1  # base, steps 2/4/6, the weights below 1.0 scored
+
+
+def test_int8_validation_scores_like_the_int8_evaluation_and_leaves_the_model_fp32(data_file, monkeypatch, tmp_path):
+    monkeypatch.setenv("XLIR_CACHE_DIR", str(tmp_path))
+    data = prepare_training_data([data_file], seed=0, validation_fraction=0.2)
+    fp32 = RetrievalValidation.from_training_data(data, max_seq_length=32)
+    int8 = RetrievalValidation.from_training_data(data, max_seq_length=32, precision="int8")
+    model = load_encoder("tiny", max_seq_length=32)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    q8, c8 = int8.embed(model)
+    q32, c32 = fp32.embed(model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "training weights untouched"
+    assert not np.array_equal(c8, c32) and float((c8 * c32).sum(1).mean()) > 0.9
+
+    import xlir.evaluation.run as run
+
+    monkeypatch.setattr(run, "load_dataset", lambda name, split=None: int8.dataset)
+    engine = run.evaluate(EvalConfig(model="tiny", dataset="validation", max_seq_length=32, precision="int8"),
+                          progress=False).metrics
+    for k, v in int8.score_embeddings(q8, c8).items():
+        assert v == pytest.approx(engine["validation." + k.removeprefix("val.")], abs=1e-9), k
+    # the base's int8 reference goes through the cache under its own key, apart from fp32
+    from xlir.evaluation.encode import encodings
+
+    int8.score(model, "fp-of-tiny")
+    fp32.score(model, "fp-of-tiny")
+    cached = [e["fingerprint"] for e in encodings() if (e["fingerprint"] or "").startswith("fp-of-tiny")]
+    assert sorted(cached) == ["fp-of-tiny", "fp-of-tiny", "fp-of-tiny-int8", "fp-of-tiny-int8"]
 
 
 def test_fixed_lambda_zero_returns_the_base_weights_exactly(data_file, tmp_path):

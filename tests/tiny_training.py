@@ -3,19 +3,38 @@
 from __future__ import annotations
 
 import json
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
 
 
+@contextmanager
+def torch_threads(n: int):
+    """``n`` torch threads, also for every encoder loaded meanwhile (``load_encoder`` applies
+    ``$XLIR_TORCH_THREADS``); both restored after."""
+    from xlir.models.runtime import THREADS_ENV
+
+    before, env = torch.get_num_threads(), os.environ.get(THREADS_ENV)
+    os.environ[THREADS_ENV] = str(n)
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        if env is None:
+            os.environ.pop(THREADS_ENV, None)
+        else:
+            os.environ[THREADS_ENV] = env
+
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """The tiny model gains nothing from threads; on a shared 2-core box they only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 def write_parallel_qa(path: Path, ids: int = 40, langs=("en", "de", "es")) -> str:

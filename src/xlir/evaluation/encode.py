@@ -1,4 +1,9 @@
-"""Encode texts once: embeddings are cached on disk by model fingerprint, texts and options."""
+"""Encode texts once: embeddings are cached on disk by model fingerprint, texts and options.
+
+Every encoding actually computed (not read from the cache) is appended to a ledger,
+``<cache>/embeddings/ledger.jsonl``, so "nothing is encoded twice" is counted, not assumed
+(``encodings()``; ``benchmarks/count_encodings.py`` reads it after a ``make run``).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,48 @@ def cache_key(fingerprint: str, texts: list[str], prompt: str, max_seq_length: i
     return h.hexdigest()[:32]
 
 
+LEDGER = "ledger.jsonl"
+
+
+def record_encoding(fingerprint: str | None, prompt: str, texts: int, seconds: float, *, key: str | None = None,
+                    max_seq_length: int | None = None, unique: int | None = None) -> None:
+    """Append one computed encoding to the ledger (``fingerprint`` None: a model in training)."""
+    row = {"key": key, "fingerprint": fingerprint, "prompt": prompt, "texts": texts, "unique_texts": unique or texts,
+           "max_seq_length": max_seq_length, "seconds": round(seconds, 3), "pid": os.getpid(), "at": time.time()}
+    path = cache_dir() / "embeddings" / LEDGER
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:  # one short line per write: appends from several processes stay whole
+        f.write(json.dumps(row) + "\n")
+
+
+def encodings(since: float = 0.0) -> list[dict]:
+    """The ledger's computed encodings (newest last), those recorded at or after ``since`` (epoch seconds)."""
+    path = cache_dir() / "embeddings" / LEDGER
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_bytes().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:  # a line cut by a crash
+            continue
+        if row.get("at", 0) >= since:
+            out.append(row)
+    return out
+
+
+def encode_unique(model, texts: list[str], prompt: str, *, batch_size: int, show_progress: bool = False) -> np.ndarray:
+    """``model.encode`` of each distinct text once (pools repeat sentences: DREAM's questions 19%),
+    L2-normalised float32 rows in the order of ``texts``."""
+    index: dict[str, int] = {}
+    inverse = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=len(texts))
+    emb = model.encode(
+        list(index), prompt_name=prompt, batch_size=batch_size, show_progress_bar=show_progress,
+        convert_to_numpy=True, normalize_embeddings=True,
+    ).astype(np.float32)
+    return emb[inverse] if len(index) < len(texts) else emb
+
+
 class Encoded(NamedTuple):
     embeddings: np.ndarray
     cached: bool
@@ -33,7 +80,8 @@ def encode_cached(model, fingerprint: str, texts: list[str], prompt: str, *, bat
     """L2-normalised float32 embeddings of ``texts``, from the cache when already computed.
 
     ``prompt`` names the model's prompt (``query`` or ``document``), so the prefix comes from
-    the model's own settings.
+    the model's own settings. ``fingerprint`` names the model as it computes: a quantised model
+    passes ``precision_fingerprint(...)``, so int8 and fp32 embeddings never share a cache entry.
     """
     path = cache_dir() / "embeddings" / f"{cache_key(fingerprint, texts, prompt, max_seq_length)}.npy"
     meta = path.with_suffix(".json")
@@ -41,15 +89,10 @@ def encode_cached(model, fingerprint: str, texts: list[str], prompt: str, *, bat
         return Encoded(np.load(path), True, json.loads(meta.read_text())["seconds"])
     t0 = time.perf_counter()
     model.max_seq_length = max_seq_length
-    emb = model.encode(
-        texts,
-        prompt_name=prompt,
-        batch_size=batch_size,
-        show_progress_bar=show_progress,
-        convert_to_numpy=True,
-        normalize_embeddings=True,
-    ).astype(np.float32)
+    emb = encode_unique(model, texts, prompt, batch_size=batch_size, show_progress=show_progress)
     seconds = time.perf_counter() - t0
+    record_encoding(fingerprint, prompt, len(texts), seconds, key=path.stem, max_seq_length=max_seq_length,
+                    unique=len(set(texts)))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy")
     with os.fdopen(fd, "wb") as f:

@@ -40,20 +40,30 @@ def _dense_scorer(cfg: EvalConfig, task: RetrievalTask, info: dict):
 
     from xlir.evaluation.encode import encode_cached
     from xlir.models import load_encoder, model_fingerprint
+    from xlir.models.runtime import precision_fingerprint
 
     fingerprint = model_fingerprint(cfg.model)
-    model = load_encoder(cfg.model, max_seq_length=cfg.max_seq_length)
+    model = load_encoder(cfg.model, max_seq_length=cfg.max_seq_length, precision=cfg.precision)
     kw = dict(batch_size=cfg.batch_size, max_seq_length=cfg.max_seq_length)
-    cands = encode_cached(model, fingerprint, task.candidate_texts(cfg.candidate_text), "document", **kw)
-    queries = encode_cached(model, fingerprint, task.queries["question"].tolist(), "query", **kw)
+    computes = precision_fingerprint(fingerprint, cfg.precision)  # int8 embeddings are cached apart
+    cands = encode_cached(model, computes, task.candidate_texts(cfg.candidate_text), "document", **kw)
+    queries = encode_cached(model, computes, task.queries["question"].tolist(), "query", **kw)
     info.update(
         model_fingerprint=fingerprint,
         encode_seconds=cands.seconds + queries.seconds,
         embeddings_cached=cands.cached and queries.cached,
         embedding_dim=int(cands.embeddings.shape[1]),
+        precision=cfg.precision,
+        torch_threads=_torch_threads(),
     )
     q, c = queries.embeddings, cands.embeddings
     return lambda a, b: faiss.pairwise_distances(q[a:b], c, faiss.METRIC_INNER_PRODUCT)
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _bm25_scorer(cfg: EvalConfig, task: RetrievalTask, info: dict):
@@ -67,7 +77,9 @@ def _bm25_scorer(cfg: EvalConfig, task: RetrievalTask, info: dict):
 
 
 def default_output_dir(cfg: EvalConfig, info: dict) -> Path:
-    key = hashlib.sha256(repr(sorted(cfg.model_dump(exclude={"output_dir"}).items())).encode()).hexdigest()[:10]
+    # fp32 is left out of the key so folders written before ``precision`` existed are found again
+    exclude = {"output_dir"} | ({"precision"} if cfg.precision == "fp32" else set())
+    key = hashlib.sha256(repr(sorted(cfg.model_dump(exclude=exclude).items())).encode()).hexdigest()[:10]
     return cache_dir() / "evaluations" / f"{metric_prefix(info['dataset'])}-{info['model_fingerprint'][:10]}-{key}"
 
 

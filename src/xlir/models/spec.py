@@ -144,14 +144,22 @@ def load_encoder(
     max_seq_length: int | None = None,
     query_prefix: str | None = None,
     passage_prefix: str | None = None,
+    precision: str = "fp32",
 ):
     """A ``SentenceTransformer`` for ``spec`` with ``query``/``document`` prompts set.
 
     Prefixes: an explicit argument wins; else the model's saved prompt; else E5's
     ``"query: "`` / ``"passage: "``. So ``encode_query`` / ``encode_document`` add them.
     A plain Hugging Face folder gets mean pooling and L2 normalisation, like E5.
+    ``precision="int8"``: the int8 fast path (``xlir.models.runtime.quantize_int8``), for encoding only.
+    Loading sets torch's threads for the process (``configure_threads``), so encoding and training
+    both run on the configured cores.
     """
+    from xlir.models.runtime import check_precision, configure_threads
+
+    check_precision(precision)
     folder = prepare_model(spec)
+    configure_threads()
     from sentence_transformers import SentenceTransformer
 
     if (folder / "modules.json").is_file():
@@ -174,6 +182,10 @@ def load_encoder(
     model.default_prompt_name = None
     if max_seq_length is not None:
         model.max_seq_length = int(max_seq_length)
+    if precision == "int8":
+        from xlir.models.runtime import quantize_int8
+
+        model = quantize_int8(model, inplace=True)
     return model
 
 

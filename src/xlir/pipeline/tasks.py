@@ -188,7 +188,7 @@ def train_model(run_id: str, params: dict | PipelineParams, train_datasets: list
         max_seq_length=p.max_seq_length, seed=p.seed, checkpoint_every=p.checkpoint_every,
         validation_fraction=p.validation_fraction,  # select: retrieval, or last when nothing is held out
         merge_with_base=p.merge_with_base if p.validation_fraction > 0 or p.merge_with_base != "auto" else "none",
-        early_stopping_patience=p.early_stopping_patience,
+        early_stopping_patience=p.early_stopping_patience, validation_precision=precision_of(p),
         output_dir=run_dir(run_id) / "train" / name,
     )
     result = train(cfg)
@@ -203,13 +203,18 @@ def train_model(run_id: str, params: dict | PipelineParams, train_datasets: list
             "merge_lambda": result.merge_lambda}
 
 
+def precision_of(params: PipelineParams) -> str:
+    """A comparison may use the int8 fast path; a training run's evaluations are gated, so always fp32."""
+    return getattr(params, "precision", "fp32")
+
+
 def eval_config(params: dict | PipelineParams, dataset: str, model: str, output_dir: str | Path | None = None):
     """The evaluation config of a run (the champion is compared on the same one)."""
     from xlir.config import EvalConfig
 
     p = _params(params)
     return EvalConfig(model=model, dataset=dataset, max_questions_per_lang=p.eval_questions_per_lang, seed=p.seed,
-                      max_seq_length=p.max_seq_length, output_dir=output_dir)
+                      max_seq_length=p.max_seq_length, precision=precision_of(p), output_dir=output_dir)
 
 
 def evaluate_model(run_id: str, trained: dict, dataset: str, params: dict | PipelineParams) -> dict:
@@ -260,26 +265,30 @@ def log_and_register(run_id: str, params: dict | PipelineParams, trained: dict, 
 
 
 def gate(run_id: str, params: dict | PipelineParams, registered: dict) -> dict:
-    """The gate decision for the registered version against the current champion (records nothing)."""
+    """The gate decision for the registered version against the current champion (records nothing);
+    ``promote`` acts on it (its ``decision``) instead of deciding again."""
     from xlir.registry import decide
 
     p = _params(params)
     d = decide(registered["version"], p.gate_profile, overrides=p.gate_overrides or None, name=p.registered_model)
     return {"version": registered["version"], "passed": d.passed, "failed": d.failed, "summary": d.summary(),
-            "model_uri": registered["model_uri"]}
+            "model_uri": registered["model_uri"], "decision": d.model_dump(mode="json")}
 
 
-def promote(run_id: str, params: dict | PipelineParams, registered: dict) -> dict:
-    """Gate and, on a pass with ``promote`` on, move ``champion`` (re-checked under the registry lock);
-    on a fail tag the version rejected and move nothing. Returns ``PromotionResult.as_dict()``."""
-    from xlir.registry import gate_and_promote
+def promote(run_id: str, params: dict | PipelineParams, registered: dict, gated: dict | None = None) -> dict:
+    """Act on the ``gate`` task's decision (``gated``: its return value): on a pass with ``promote`` on,
+    move ``champion`` under the registry lock (the gates run again only if the champion changed since
+    the decision), on a fail tag the version rejected and move nothing. Without ``gated`` it decides
+    here. Returns ``PromotionResult.as_dict()``."""
+    from xlir.registry import GateDecision, gate_and_promote
 
     p = _params(params)
     if not p.promote:
         return {"version": registered["version"], "promoted": False, "status": "not-requested",
                 "model_uri": registered["model_uri"]}
+    decision = GateDecision.model_validate(gated["decision"]) if gated and gated.get("decision") else None
     result = gate_and_promote(registered["version"], run_id, p.gate_profile, overrides=p.gate_overrides or None,
-                              name=p.registered_model).as_dict()
+                              name=p.registered_model, decision=decision).as_dict()
     result.pop("decision", None)
     return {**result, "model_uri": f"models:/{p.registered_model}/{result['version']}",
             "registered_model": p.registered_model, "mlflow_run_id": registered.get("mlflow_run_id")}
@@ -330,6 +339,17 @@ def compare_variants(params: dict | CompareParams) -> list[dict]:
     return out
 
 
+UNTUNED = "untuned"
+
+
+def evaluate_reference(run_id: str, params: dict | CompareParams) -> list[dict]:
+    """The untuned base encoder on every evaluation dataset: the one reference all variants of a
+    comparison share (its embeddings come from the cache when any earlier run encoded them)."""
+    p = _params(params, CompareParams)
+    reference = {"variant": UNTUNED, "model_dir": p.base_model}
+    return [evaluate_model(run_id, reference, d, p) for d in p.eval_datasets]
+
+
 def compare_strategies(run_id: str, params: dict | CompareParams, evaluations: list[dict]) -> dict:
     """A markdown table and a PNG bar chart of the variants' key metrics, logged to the parent run."""
     import matplotlib
@@ -344,11 +364,13 @@ def compare_strategies(run_id: str, params: dict | CompareParams, evaluations: l
     out = run_dir(run_id) / "compare"
     out.mkdir(parents=True, exist_ok=True)
     cols = ["map.mo", "map.cr", "map.mul", "rank_distance"]
+    order = lambda e: (e["variant"] != UNTUNED, e["variant"])  # noqa: E731 - the reference row first
+    label = "" if precision_of(p) == "fp32" else f" ({precision_of(p)} fast path: not comparable with fp32 numbers)"
     lines = []
     for dataset in sorted({e["dataset"] for e in evaluations}):
         prefix = metric_prefix(dataset)
-        rows = sorted((e for e in evaluations if e["dataset"] == dataset), key=lambda e: e["variant"])
-        lines += [f"### {dataset}", "", "| variant | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        rows = sorted((e for e in evaluations if e["dataset"] == dataset), key=order)
+        lines += [f"### {dataset}{label}", "", "| variant | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
         for e in rows:
             vals = [e["metrics"].get(f"{prefix}.{c}") for c in cols]
             lines.append(f"| {e['variant']} | " + " | ".join("-" if v is None else f"{v:.4f}" for v in vals) + " |")
@@ -360,13 +382,13 @@ def compare_strategies(run_id: str, params: dict | CompareParams, evaluations: l
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         prefix = metric_prefix(dataset)
-        rows = sorted((e for e in evaluations if e["dataset"] == dataset), key=lambda e: e["variant"])
+        rows = sorted((e for e in evaluations if e["dataset"] == dataset), key=order)
         width = 0.8 / 3
         for i, c in enumerate(cols[:3]):
             ax.bar([j + i * width for j in range(len(rows))], [e["metrics"].get(f"{prefix}.{c}", 0.0) for e in rows],
                    width, label=c)
         ax.set_xticks([j + width for j in range(len(rows))], [e["variant"] for e in rows])
-        ax.set_title(f"{dataset}: mAP by batch strategy")
+        ax.set_title(f"{dataset}: mAP by batch strategy{' (int8)' if label else ''}")
         ax.set_ylim(0, 1)
         ax.legend()
     fig.tight_layout()
@@ -382,7 +404,8 @@ def compare_strategies(run_id: str, params: dict | CompareParams, evaluations: l
 
 
 __all__ = [
-    "IngestFailed", "check_ingest", "compare_strategies", "compare_variants", "eval_config", "evaluate_model",
+    "IngestFailed", "UNTUNED", "check_ingest", "compare_strategies", "compare_variants", "eval_config", "evaluate_model",
+    "evaluate_reference",
     "finish_run", "gate", "ingest_landing", "log_and_register", "pipeline_root", "prepare_training_data",
     "promote", "run_dir", "train_model", "triggering_data_versions",
 ]

@@ -79,13 +79,13 @@ def promote(version: int, decision: GateDecision, pipeline_run_id: str, *, track
 
 def gate_and_promote(version: int, pipeline_run_id: str, gates: GateConfig | str = "default", *,
                      overrides: dict | None = None, tracking_uri: str | None = None, name: str = MODEL_NAME,
-                     evaluator=None, model_card: bool = True) -> PromotionResult:
-    """Decide, promote or reject, record the decision and write the model card."""
+                     evaluator=None, model_card: bool = True, decision: GateDecision | None = None) -> PromotionResult:
+    """Decide (unless ``decision`` was made already), promote or reject, record it, write the model card."""
     from xlir.registry import promotion
 
     gates = gates if isinstance(gates, GateConfig) else load_gates(gates, overrides)
     return promotion.gate_and_promote(open_registry(tracking_uri, name), version, pipeline_run_id, gates,
-                                      evaluator=evaluator, model_card=model_card)
+                                      evaluator=evaluator, model_card=model_card, decision=decision)
 
 
 def rollback(*, by: str = "manual", reason: str = "", tracking_uri: str | None = None,

@@ -30,6 +30,7 @@ from xlir.registry.versions import (
     Registry,
     RegistryError,
     VersionInfo,
+    check_gated_precision,
     default_evaluator,
     metrics_of,
 )
@@ -94,6 +95,10 @@ def reference_metrics(reg: Registry, candidate: VersionInfo, champion: VersionIn
     cfg_data = {k: v for k, v in cand_cfg.items() if k != "dataset_version"}
     if not cfg_data:
         raise RegistryError(f"candidate v{candidate.version} carries no eval.config tag; register it with its evaluation config")
+    ref.update(champion_eval_key=champion.eval_key, differs=differs)
+    stored = _stored_reevaluation(reg, champion, candidate.eval_key)
+    if stored is not None:  # evaluated on this key before (an earlier gate, another run): reuse it
+        return stored, {**ref, "reevaluated": True, "reused": REEVALUATION_DIR + f"/{candidate.eval_key}.json"}
     folder = reg.download(champion.version)
     log.info("re-evaluating champion v%d on the candidate's config (differs in %s)", champion.version, differs)
     result = (evaluator or default_evaluator)(EvalConfig(**{**cfg_data, "model": str(folder), "output_dir": None}))
@@ -104,12 +109,48 @@ def reference_metrics(reg: Registry, candidate: VersionInfo, champion: VersionIn
             f"candidate v{candidate.version} was evaluated on {cand_cfg.get('dataset')} version {want}, but this machine "
             f"has version {got_version}; the champion cannot be re-evaluated on the candidate's data"
         )
-    return metrics_of(result), {**ref, "reevaluated": True, "champion_eval_key": champion.eval_key, "differs": differs}
+    metrics = metrics_of(result)
+    _store_reevaluation(reg, champion, candidate.eval_key, metrics, cand_cfg)
+    return metrics, {**ref, "reevaluated": True}
+
+
+REEVALUATION_DIR = "reference"
+"""Folder of a version's run holding its re-evaluations on other eval keys (``<eval key>.json``)."""
+
+
+def _stored_reevaluation(reg: Registry, version: VersionInfo, key: str | None) -> dict[str, float] | None:
+    """Metrics of ``version`` on eval ``key`` saved by an earlier re-evaluation, else None."""
+    if not key or not version.run_id:
+        return None
+    import mlflow.artifacts
+
+    try:
+        data = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/{REEVALUATION_DIR}/{key}.json")
+    except Exception:  # noqa: BLE001 - absent (the usual case) or unreadable: evaluate again
+        return None
+    if data.get("eval_key") != key or data.get("version") != version.version:
+        return None
+    return {k: float(v) for k, v in data.get("metrics", {}).items()}
+
+
+def _store_reevaluation(reg: Registry, version: VersionInfo, key: str | None, metrics: dict, eval_config: dict) -> None:
+    """Keep a re-evaluation in the version's run, so no later gate on the same key evaluates it again."""
+    if not key or not version.run_id:
+        return
+    try:
+        reg.client.log_dict(version.run_id, {"version": version.version, "eval_key": key, "eval_config": eval_config,
+                                             "metrics": metrics}, f"{REEVALUATION_DIR}/{key}.json")
+    except Exception as e:  # noqa: BLE001 - the decision stands; the next gate evaluates again
+        log.warning("could not keep champion v%d's re-evaluation on %s: %s", version.version, key, e)
 
 
 def decide(reg: Registry, version: int, gates: GateConfig, *, evaluator: Evaluator | None = None) -> GateDecision:
     """Run ``gates`` on version ``version`` against the current champion (no champion: absolute checks only)."""
     cand = reg.version(version)
+    try:
+        check_gated_precision(cand.eval_config, f"cannot gate v{version}")
+    except RegistryError as e:
+        raise GateError(str(e)) from None
     dataset = cand.eval_config.get("dataset")
     if dataset and dataset != gates.dataset:
         raise GateError(
@@ -231,15 +272,23 @@ def rollback(reg: Registry, by: str = "manual", reason: str = "") -> PromotionRe
 
 
 def gate_and_promote(reg: Registry, version: int, pipeline_run_id: str, gates: GateConfig, *,
-                     evaluator: Evaluator | None = None, model_card: bool = True) -> PromotionResult:
-    """The pipeline's last step: decide, promote or reject, record, write the model card."""
+                     evaluator: Evaluator | None = None, model_card: bool = True,
+                     decision: GateDecision | None = None) -> PromotionResult:
+    """The pipeline's last step: decide, promote or reject, record, write the model card.
+
+    ``decision``: one already made for ``version`` (the DAG's ``gate`` task) is acted on as it is;
+    ``promote`` decides again only if the champion it was made against is no longer the champion
+    (and says so in the decision's reference).
+    """
     current = reg.champion()
     if current is not None and current.version == version:  # a retry after a successful promotion
         prev = reg.alias(PREVIOUS)
         return PromotionResult(version, True, version, prev.version if prev else None, "already-champion",
                                message=f"v{version} is already the champion")
+    if decision is not None and decision.candidate.get("version") not in (None, version):
+        raise GateError(f"the decision given is about v{decision.candidate.get('version')}, not v{version}")
     try:
-        decision = decide(reg, version, gates, evaluator=evaluator)
+        decision = decision or decide(reg, version, gates, evaluator=evaluator)
     except (GateError, EvalMismatchError) as e:  # visible in the UI; nothing moves
         reg.set_tags(version, {"gate.status": "error", "gate.error": str(e)[:4000], "gate.decided_by": pipeline_run_id})
         raise

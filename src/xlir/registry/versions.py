@@ -47,7 +47,9 @@ TAG_GATE_STATUS = "gate.status"
 TAG_PREVIOUS = "champion.previous"
 # What makes two evaluations comparable; batch size, top_k (TREC depth), train_languages
 # (only the seen/unseen split of averages) and the output folder do not change gated metrics.
-EVAL_KEY_FIELDS = ("dataset", "split", "max_questions_per_lang", "seed", "candidate_text", "max_seq_length")
+EVAL_KEY_FIELDS = ("dataset", "split", "max_questions_per_lang", "seed", "candidate_text", "max_seq_length", "precision")
+GATED_PRECISION = "fp32"
+"""The only precision a registered version's metrics (and so a gate decision) may come from."""
 
 Evaluator = Callable[[Any], Any]  # EvalConfig -> EvalResult | dict[str, float]
 
@@ -60,8 +62,21 @@ def eval_key(eval_config, dataset_version: str | None = None) -> str:
     """12 hex chars over the fields that make two evaluations comparable (and the data version)."""
     cfg = eval_config_dict(eval_config)
     ident = {k: cfg.get(k) for k in EVAL_KEY_FIELDS}
+    if ident["precision"] in (None, "fp32"):  # keys made before precision existed stay the same
+        del ident["precision"]
     ident["dataset_version"] = dataset_version or cfg.get("dataset_version")
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def check_gated_precision(eval_config, what: str) -> None:
+    """Raise unless ``eval_config`` is an fp32 evaluation: registered metrics feed the gates, and a
+    promotion is decided in fp32 only (int8 is the labelled fast path)."""
+    precision = eval_config_dict(eval_config).get("precision") or GATED_PRECISION
+    if precision != GATED_PRECISION:
+        raise RegistryError(
+            f"{what}: the evaluation ran at precision {precision!r}, and registry versions carry "
+            f"{GATED_PRECISION} evaluations only (the gates decide on them); evaluate with --precision {GATED_PRECISION}"
+        )
 
 
 def default_evaluator(cfg):
@@ -221,6 +236,7 @@ class Registry:
             log.info("pipeline run %s already registered version %d", pipeline_run_id, existing.version)
             return existing.version
         cfg = eval_config_dict(eval_config)
+        check_gated_precision(cfg, f"cannot register for pipeline run {pipeline_run_id!r}")
         dataset_version = dataset_version or cfg.pop("dataset_version", None)
         prefix = metric_prefix(cfg.get("dataset") or "")
         missing = [f"{prefix}.{m}" for m in required_metrics
@@ -330,6 +346,7 @@ class Registry:
 
         cfg = eval_config if isinstance(eval_config, EvalConfig) else EvalConfig(**eval_config_dict(eval_config))
         cfg = cfg.model_copy(update={"model": base_model})
+        check_gated_precision(cfg, "cannot set up the baseline champion")
         key = pipeline_run_id or f"baseline-{model_fingerprint(base_model)}-{eval_key(cfg)}"
         version = self.find_version(key)
         if version is None:

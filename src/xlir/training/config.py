@@ -97,6 +97,17 @@ class TrainConfig(BaseModel):
         default_factory=lambda: list(DEFAULT_MERGE_GRID), min_length=1,
         description="lambdas tried by merge_with_base=auto (1.0 = not merged)",
     )
+    merge_early_stop: bool = Field(
+        True,
+        description="merge_with_base=auto: walk merge_grid from 1 down and stop at the first lambda scoring below "
+        "the best so far (the same choice when the criterion is unimodal in lambda, as in every ablation run); "
+        "false scores the whole grid",
+    )
+    validation_precision: Literal["fp32", "int8"] = Field(
+        "fp32",
+        description="precision of the retrieval validation's encoding: int8 is the ~1.5x fast path for sweeps "
+        "(checkpoints and the base scored alike); training itself is always fp32",
+    )
     early_stopping_patience: int | None = Field(
         None,
         ge=1,

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from xlir.errors import XlirError
+from xlir.models.runtime import check_precision, precision_fingerprint, quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,13 @@ class RetrievalValidation:
             are test datasets are refused (``XlirError``): selection never sees test data.
         max_seq_length: tokens per text when encoding (the training length).
         batch_size: texts per encoding batch.
+        precision: ``fp32``, or ``int8`` (the fast path: each checkpoint is scored through an int8
+            copy, ~1.5x faster; the base encoder's reference is scored the same way, so the criterion
+            compares like with like). The training model itself stays fp32.
     """
 
-    def __init__(self, parts: Sequence[tuple[str, pd.DataFrame]], *, max_seq_length: int = 128, batch_size: int = 64):
+    def __init__(self, parts: Sequence[tuple[str, pd.DataFrame]], *, max_seq_length: int = 128, batch_size: int = 64,
+                 precision: str = "fp32"):
         from xlir.data.readers import canonical_from_rows
         from xlir.data.schema import QADataset
         from xlir.evaluation.task import build_task
@@ -82,6 +87,7 @@ class RetrievalValidation:
         self.task = build_task(self.dataset)
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
+        self.precision = check_precision(precision)
 
     @classmethod
     def from_training_data(cls, data, **kw) -> "RetrievalValidation | None":
@@ -99,29 +105,38 @@ class RetrievalValidation:
         With the model's ``fingerprint`` (a model that does not change: the base encoder) they come
         from the evaluation's embedding cache, so every run on the same split encodes the base once.
         """
+        import time
+
         import torch
 
-        if fingerprint is not None:
-            from xlir.evaluation.encode import encode_cached
+        from xlir.evaluation.encode import encode_cached, encode_unique, record_encoding
 
+        queries, cands = self.task.queries["question"].tolist(), self.task.candidate_texts("sentence")
+        if self.precision != "fp32":
+            model = quantize_int8(model)
+        if fingerprint is not None:
             kw = dict(batch_size=self.batch_size, max_seq_length=self.max_seq_length, show_progress=False)
-            q = encode_cached(model, fingerprint, self.task.queries["question"].tolist(), "query", **kw)
-            c = encode_cached(model, fingerprint, self.task.candidate_texts("sentence"), "document", **kw)
+            fingerprint = precision_fingerprint(fingerprint, self.precision)
+            q = encode_cached(model, fingerprint, queries, "query", **kw)
+            c = encode_cached(model, fingerprint, cands, "document", **kw)
             return q.embeddings, c.embeddings
 
         was_training = model.training
         model.eval()
-        kw = dict(batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
         old = model.max_seq_length
         model.max_seq_length = self.max_seq_length
         try:
             with torch.inference_mode():
-                q = model.encode(self.task.queries["question"].tolist(), prompt_name="query", **kw)
-                c = model.encode(self.task.candidate_texts("sentence"), prompt_name="document", **kw)
+                out = []
+                for texts, prompt in ((queries, "query"), (cands, "document")):
+                    t0 = time.perf_counter()
+                    out.append(encode_unique(model, texts, prompt, batch_size=self.batch_size))
+                    record_encoding(None, prompt, len(texts), time.perf_counter() - t0,
+                                    max_seq_length=self.max_seq_length, unique=len(set(texts)))
         finally:
             model.max_seq_length = old
             model.train(was_training)
-        return q.astype(np.float32), c.astype(np.float32)
+        return out[0], out[1]
 
     def score_embeddings(self, q: np.ndarray, c: np.ndarray) -> dict[str, float]:
         import faiss
@@ -213,10 +228,16 @@ class MergeChoice:
 
 
 def choose_merge(model, base_state: dict, validation: RetrievalValidation, grid: Iterable[float], *, base_mo: float,
-                 mo_tolerance: float = 0.0, known: dict[float, dict] | None = None) -> MergeChoice:
-    """Score ``model`` merged with the base at each weight of ``grid``, leave the best merge loaded in
-    ``model`` and return the choice. ``known`` holds metrics already measured (the tuned model at 1.0).
-    Ties go to the larger weight (closer to what was trained)."""
+                 mo_tolerance: float = 0.0, known: dict[float, dict] | None = None,
+                 early_stop: bool = False) -> MergeChoice:
+    """Score ``model`` merged with the base at each weight of ``grid`` (largest first), leave the best
+    merge loaded in ``model`` and return the choice. ``known`` holds metrics already measured (the
+    tuned model at 1.0). Ties go to the larger weight (closer to what was trained).
+
+    ``early_stop``: stop at the first weight that scores below the best so far. It picks the same
+    weight as the full grid whenever the criterion is unimodal in lambda, which it was in all nine
+    runs of the recipe ablation (benchmarks/results/recipe_ablation.jsonl), and saves one or two
+    validation passes per run."""
     tuned = {k: v.detach().clone() for k, v in model.state_dict().items()}
     tried = []
     for lam in sorted(set(float(x) for x in grid), reverse=True):
@@ -225,7 +246,11 @@ def choose_merge(model, base_state: dict, validation: RetrievalValidation, grid:
         else:
             model.load_state_dict(merged_state(base_state, tuned, lam))
             metrics = validation.score(model)
-        tried.append({"lambda": lam, **metrics, f"{PREFIX}.criterion": criterion(metrics, base_mo, mo_tolerance)})
+        row = {"lambda": lam, **metrics, f"{PREFIX}.criterion": criterion(metrics, base_mo, mo_tolerance)}
+        worse = bool(tried) and row[f"{PREFIX}.criterion"] < max(r[f"{PREFIX}.criterion"] for r in tried)
+        tried.append(row)
+        if early_stop and worse:
+            break
     best = max(tried, key=lambda r: (r[f"{PREFIX}.criterion"], r["lambda"]))
     model.load_state_dict(merged_state(base_state, tuned, best["lambda"]))
     return MergeChoice(best["lambda"], tried)

@@ -23,6 +23,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pydantic_core import PydanticUndefined
+
 from xlir.errors import XlirError
 from xlir.paths import cache_dir
 from xlir.training.config import TrainConfig
@@ -159,6 +161,7 @@ def train(cfg: TrainConfig, *, callbacks: list | None = None, show_progress: boo
             "languages": data.train.languages,
             "source_batch_share": dict(zip(data.train.sources, [round(float(p), 6) for p in plan.source_p])),
             "device": device,
+            "torch_threads": torch.get_num_threads(),
             "frozen_parameters": frozen,
             "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "prompts": dict(model.prompts),
@@ -171,7 +174,8 @@ def train(cfg: TrainConfig, *, callbacks: list | None = None, show_progress: boo
     if cfg.select == "retrieval":
         from xlir.training.selection import RetrievalValidation
 
-        validation = RetrievalValidation.from_training_data(data, max_seq_length=cfg.max_seq_length)
+        validation = RetrievalValidation.from_training_data(data, max_seq_length=cfg.max_seq_length,
+                                                            precision=cfg.validation_precision)
         if validation is None:
             raise XlirError("select=retrieval needs held-out questions, and the validation split is empty")
         base_val = _read_json(out / VALIDATION_BASE_FILE) if resume_from is not None else None
@@ -275,7 +279,7 @@ def _merge(cfg: TrainConfig, model, validation, base_val: dict, selected_val: di
     if cfg.merge_with_base == "auto":
         known = {1.0: {k: v for k, v in selected_val.items() if k != f"{PREFIX}.criterion"}} if selected_val else None
         choice = choose_merge(model, base_state, validation, cfg.merge_grid, base_mo=base_mo,
-                              mo_tolerance=cfg.select_mo_tolerance, known=known)
+                              mo_tolerance=cfg.select_mo_tolerance, known=known, early_stop=cfg.merge_early_stop)
         best = next(r for r in choice.tried if r["lambda"] == choice.lam)
         log.info("WiSE-FT: lambda %s chosen on validation (%s)", choice.lam, choice.tried)
         return {"lambda": choice.lam, "tried": choice.tried, "validation": {k: v for k, v in best.items() if k != "lambda"}}
@@ -427,6 +431,9 @@ def _save_model(model, target: Path) -> None:
 
 
 def _check_same_run(out: Path, before: dict, now: dict) -> None:
+    # a field added since the folder was written counts as its default there, so such folders still resume
+    defaults = {k: f.default for k, f in TrainConfig.model_fields.items() if f.default is not PydanticUndefined}
+    before = {**{k: v for k, v in defaults.items() if k in now}, **before}
     diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
     if diff:
         changes = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in diff)

@@ -1,0 +1,100 @@
+"""Threads and precision: set once where encoders load, int8 a labelled copy with its own cache key."""
+
+import numpy as np
+import pytest
+import torch
+
+from tiny_training import torch_threads
+from xlir.config import EvalConfig
+from xlir.errors import XlirError
+from xlir.evaluation import evaluate
+from xlir.models import load_encoder
+from xlir.models.runtime import (
+    THREADS_ENV,
+    available_cores,
+    configure_threads,
+    precision_fingerprint,
+    quantize_int8,
+    wanted_threads,
+)
+from xlir.registry.versions import eval_key
+
+
+def test_threads_default_to_the_available_cores_and_follow_the_setting(monkeypatch, caplog):
+    with torch_threads(1):
+        monkeypatch.delenv(THREADS_ENV)
+        assert wanted_threads() == available_cores() >= 1
+        monkeypatch.setenv(THREADS_ENV, "3")
+        with caplog.at_level("INFO", logger="xlir.models.runtime"):
+            assert configure_threads() == 3 and torch.get_num_threads() == 3
+        assert "torch intra-op threads: 3 (XLIR_TORCH_THREADS=3" in caplog.text
+        monkeypatch.setenv(THREADS_ENV, "1")
+        load_encoder("tiny")  # every encoder load applies the setting
+        assert torch.get_num_threads() == 1
+        for bad in ("0", "two", "-1"):
+            monkeypatch.setenv(THREADS_ENV, bad)
+            with pytest.raises(XlirError, match="expected a positive number of threads"):
+                configure_threads()
+
+
+def test_int8_is_a_quantised_copy_close_to_fp32():
+    with torch_threads(1):
+        model = load_encoder("tiny", max_seq_length=32)
+        q = quantize_int8(model)
+    names = {type(m).__module__ for m in q.modules()}
+    assert any("quantized" in n for n in names) and not any("quantized" in type(m).__module__ for m in model.modules())
+    texts = ["query: what is the capital of France?", "passage: Paris is the capital of France.", "zwei drei"]
+    a = model.encode(texts, normalize_embeddings=True)
+    b = q.encode(texts, normalize_embeddings=True)
+    cos = (a * b).sum(1)
+    assert not np.array_equal(a, b) and cos.min() > 0.9, cos
+
+
+def test_precision_is_part_of_every_key_and_fp32_keys_did_not_change():
+    assert precision_fingerprint("abc", "fp32") == "abc" and precision_fingerprint("abc", "int8") == "abc-int8"
+    with pytest.raises(XlirError, match="unknown precision 'fp16'"):
+        precision_fingerprint("abc", "fp16")
+    cfg = EvalConfig(model="tiny", dataset="xquad-r", max_questions_per_lang=5)
+    int8 = cfg.model_copy(update={"precision": "int8"})
+    assert eval_key(cfg) != eval_key(int8)
+    # the key of an fp32 evaluation is the one registered versions carried before precision existed
+    import hashlib
+    import json
+
+    before = {k: getattr(cfg, k) for k in ("dataset", "split", "max_questions_per_lang", "seed", "candidate_text",
+                                           "max_seq_length")}
+    before["dataset_version"] = None
+    assert eval_key(cfg) == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def test_int8_evaluation_is_labelled_cached_apart_and_close(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLIR_CACHE_DIR", str(tmp_path / "cache"))
+    from xlir.evaluation.encode import encodings
+
+    cfg = EvalConfig(model="tiny", dataset="xquad-r", max_questions_per_lang=5, max_seq_length=32)
+    with torch_threads(1):
+        fp32 = evaluate(cfg, progress=False)
+        int8 = evaluate(cfg.model_copy(update={"precision": "int8"}), progress=False)
+        again = evaluate(cfg.model_copy(update={"precision": "int8"}), progress=False)
+    assert (fp32.info["precision"], int8.info["precision"]) == ("fp32", "int8") and again.info["embeddings_cached"]
+    assert fp32.output_dir != int8.output_dir and not int8.info["embeddings_cached"]
+    assert int8.info["model_fingerprint"] == fp32.info["model_fingerprint"] and int8.info["torch_threads"] == 1
+    assert len(encodings()) == 4  # queries and pool, once per precision; the repeat encoded nothing
+    assert int8.metrics.keys() == fp32.metrics.keys() and int8.metrics != fp32.metrics
+
+
+def test_the_cli_labels_the_fast_path(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from xlir.cli import app
+
+    monkeypatch.setenv("XLIR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv(THREADS_ENV, "1")
+    out = CliRunner().invoke(app, ["evaluate", "--model", "tiny", "--max-questions-per-lang", "3", "--max-seq-length", "32",
+                                   "--precision", "int8", "-o", str(tmp_path / "e")], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())  # rich wraps the title
+    assert "INT8 FAST PATH (not for gating)" in text and "1 torch threads" in text
+    bad = CliRunner().invoke(app, ["evaluate", "--model", "tiny", "--precision", "fp16"])
+    assert isinstance(bad.exception, XlirError)  # the entry point prints it as one line, no traceback
+    assert str(bad.exception) == "--precision: Input should be 'fp32' or 'int8'"
