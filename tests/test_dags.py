@@ -90,9 +90,9 @@ def test_training_and_encoding_tasks_go_to_the_training_queue_when_one_is_config
     monkeypatch.setenv("XLIR_TRAIN_QUEUE", "training")
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     queues = {(d.dag_id, t.task_id): t.queue for d in bag.dags.values() for t in d.tasks}
-    heavy = {k for k in queues if k[1] in ("train", "evaluate")}
+    heavy = {k for k in queues if k[1] in ("train", "evaluate", "reference")}
     assert heavy == {("xlir_train", "train"), ("xlir_train", "evaluate"), ("xlir_compare", "train"),
-                     ("xlir_compare", "evaluate")}
+                     ("xlir_compare", "evaluate"), ("xlir_compare", "reference")}
     assert {queues[k] for k in heavy} == {"training"}
     assert {q for k, q in queues.items() if k not in heavy} == default and "training" not in default
 

@@ -41,8 +41,10 @@ def test_int8_is_a_quantised_copy_close_to_fp32():
     with torch_threads(1):
         model = load_encoder("tiny", max_seq_length=32)
         q = quantize_int8(model)
-    names = {type(m).__module__ for m in q.modules()}
-    assert any("quantized" in n for n in names) and not any("quantized" in type(m).__module__ for m in model.modules())
+    quantized = {n for n, m in q.named_modules() if "quantized" in type(m).__module__}
+    assert quantized and not any("quantized" in type(m).__module__ for m in model.modules())
+    assert not any(n.endswith("layer.0.output.dense") for n in quantized)  # the FFN output stays fp32
+    assert any(n.endswith("layer.0.attention.output.dense") for n in quantized)
     texts = ["query: what is the capital of France?", "passage: Paris is the capital of France.", "zwei drei"]
     a = model.encode(texts, normalize_embeddings=True)
     b = q.encode(texts, normalize_embeddings=True)
@@ -51,7 +53,15 @@ def test_int8_is_a_quantised_copy_close_to_fp32():
 
 
 def test_precision_is_part_of_every_key_and_fp32_keys_did_not_change():
-    assert precision_fingerprint("abc", "fp32") == "abc" and precision_fingerprint("abc", "int8") == "abc-int8"
+    assert precision_fingerprint("abc", "fp32") == "abc" and precision_fingerprint("abc", "int8").startswith("abc-int8-")
+    import xlir.models.runtime as runtime
+
+    default = precision_fingerprint("abc", "int8")
+    runtime.INT8_KEEP_FP32, kept = (), runtime.INT8_KEEP_FP32
+    try:  # another int8 scheme never reads this one's cache
+        assert precision_fingerprint("abc", "int8") == "abc-int8" != default
+    finally:
+        runtime.INT8_KEEP_FP32 = kept
     with pytest.raises(XlirError, match="unknown precision 'fp16'"):
         precision_fingerprint("abc", "fp16")
     cfg = EvalConfig(model="tiny", dataset="xquad-r", max_questions_per_lang=5)
@@ -98,3 +108,18 @@ def test_the_cli_labels_the_fast_path(tmp_path, monkeypatch):
     bad = CliRunner().invoke(app, ["evaluate", "--model", "tiny", "--precision", "fp16"])
     assert isinstance(bad.exception, XlirError)  # the entry point prints it as one line, no traceback
     assert str(bad.exception) == "--precision: Input should be 'fp32' or 'int8'"
+
+
+def test_flop_counts_follow_the_formula_and_padding():
+    from xlir.models.limits import EncoderShape, forward_flops_of_batch, machine_peak, pass_flops
+
+    e5_small = EncoderShape(layers=12, hidden=384, intermediate=1536)
+    assert e5_small.linear_flops_per_token == pytest.approx(42.47e6, rel=1e-3)  # the 42.5 MFLOP
+    one = forward_flops_of_batch(e5_small, 1, 10)
+    assert one == pytest.approx(10 * 42.467328e6 + 12 * 4 * 100 * 384)
+    flops = pass_flops(e5_small, [10, 3, 7], batch_size=2)  # batches (10, 7) padded to 10, then (3)
+    assert flops["padded_tokens"] == 23 and flops["tokens"] == 20
+    assert flops["computed"] == pytest.approx(forward_flops_of_batch(e5_small, 2, 10) + forward_flops_of_batch(e5_small, 1, 3))
+    assert flops["useful"] < flops["computed"]
+    peak = machine_peak()
+    assert peak["fp32_peak_flops"] == pytest.approx(peak["cores"] * peak["clock_ghz"] * 1e9 * peak["flop_per_cycle"], rel=1e-3)

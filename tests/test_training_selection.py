@@ -186,7 +186,8 @@ def test_int8_validation_scores_like_the_int8_evaluation_and_leaves_the_model_fp
     int8.score(model, "fp-of-tiny")
     fp32.score(model, "fp-of-tiny")
     cached = [e["fingerprint"] for e in encodings() if (e["fingerprint"] or "").startswith("fp-of-tiny")]
-    assert sorted(cached) == ["fp-of-tiny", "fp-of-tiny", "fp-of-tiny-int8", "fp-of-tiny-int8"]
+    assert cached.count("fp-of-tiny") == 2 and len(cached) == 4
+    assert all(c.startswith("fp-of-tiny-int8-") for c in cached if c != "fp-of-tiny")
 
 
 def test_fixed_lambda_zero_returns_the_base_weights_exactly(data_file, tmp_path):

@@ -35,6 +35,7 @@ def train_command(
     steps: int = typer.Option(None, help=_help("steps")),
     batch_size: int = typer.Option(None, help=_help("batch_size")),
     mini_batch_size: int = typer.Option(None, help=_help("mini_batch_size")),
+    length_groups: int = typer.Option(None, help=_help("length_groups")),
     lr: float = typer.Option(None, help=_help("lr")),
     weight_decay: float = typer.Option(None, help=_help("weight_decay")),
     lr_schedule: str = typer.Option(None, help=_help("lr_schedule")),
@@ -69,6 +70,7 @@ def train_command(
         "steps": steps,
         "batch_size": batch_size,
         "mini_batch_size": mini_batch_size,
+        "length_groups": length_groups,
         "lr": lr,
         "weight_decay": weight_decay,
         "lr_schedule": lr_schedule,
@@ -103,7 +105,7 @@ def train_command(
     resumed = f" (resumed at step {result.resumed_from_step})" if result.resumed_from_step is not None else ""
     console.print(
         f"{cfg.strategy} training: {result.steps} steps{resumed}, loss {loss}, validation loss {val}, "
-        f"{result.pairs_per_second:.1f} pairs/s on {result.device}"
+        f"{result.pairs_per_second:.1f} pairs/s on {result.device} ({_torch_threads()} torch threads)"
     )
     if result.validation:
         v, b = result.validation, result.validation_base
@@ -142,3 +144,9 @@ def validation_message(e) -> str:
         name = "--" + {"output_dir": "output"}.get(loc[0], loc[0]).replace("_", "-")
         parts.append(f"{name}: {msg} (got {err['input']!r})")
     return "invalid training options: " + "; ".join(parts)
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()

@@ -323,6 +323,10 @@ def build_trainer(
     # 4. loss
     if cfg.mini_batch_size:
         loss = CachedMultipleNegativesRankingLoss(model, scale=cfg.scale, mini_batch_size=cfg.mini_batch_size)
+    elif cfg.length_groups > 1:
+        from xlir.training.losses import LengthGroupedMNRLoss
+
+        loss = LengthGroupedMNRLoss(model, scale=cfg.scale, groups=cfg.length_groups)
     else:
         loss = MultipleNegativesRankingLoss(model, scale=cfg.scale)
 

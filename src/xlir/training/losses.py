@@ -1,0 +1,111 @@
+"""The contrastive loss with less padding: every text of a step embedded in length groups.
+
+sentence-transformers embeds a triplet batch in two forwards: the anchors (questions), then the
+positives and negatives merged, each padded to its own longest text. Answer sentences vary a lot in
+length, so one long sentence pads all 64 candidate rows: on MLQA-R batches of 32 at max length 128
+a third of the candidate tokens computed are padding (benchmarks/profile_training_step.py). Sorting
+the step's texts by length and running ``groups`` forwards, each padded to its own longest text,
+computes the same embeddings (equal up to float rounding: padding is masked out) with less work.
+The loss itself is sentence-transformers' ``MultipleNegativesRankingLoss``, unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from sentence_transformers.base.losses.merged_forward import embed_columns, merge_feature_batches
+from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+
+def _group_bounds(n: int, groups: int) -> list[tuple[int, int]]:
+    groups = max(1, min(groups, n))
+    edges = [round(i * n / groups) for i in range(groups + 1)]
+    return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+
+
+def _metadata(features: dict[str, Any]) -> tuple:
+    """What must agree for two columns to share a forward: the keys and the non-row values
+    (``prompt_length``: queries and passages carry different prompts)."""
+    return tuple(sorted((k, v if not isinstance(v, torch.Tensor) else tuple(v.shape[2:]) if v.ndim >= 2 else v.tolist())
+                        for k, v in features.items() if k != "input_ids" and k != "attention_mask"))
+
+
+def length_groups(features_list: list[dict[str, Any]], groups: int) -> tuple[list[dict[str, Any]], torch.Tensor] | None:
+    """The step's rows in about ``groups`` batches, each of texts of similar length padded to its own
+    longest, and for each batch row its place in the column-major order (column 0's rows, then column
+    1's...). Columns that can share a forward (same prompt) are merged first; the groups are shared
+    out in proportion to their rows. None when the columns differ in size, a column is padded on the
+    left, or its features are not plain token tensors (then sentence-transformers' forwards run)."""
+    rows = {f["input_ids"].shape[0] for f in features_list if isinstance(f.get("input_ids"), torch.Tensor)}
+    if len(rows) != 1 or any("attention_mask" not in f or f["attention_mask"].ndim != 2 for f in features_list):
+        return None
+    (rows,) = rows
+    sets: dict[tuple, list[int]] = {}
+    for c, f in enumerate(features_list):
+        if not bool(f["attention_mask"][:, 0].all()):
+            return None
+        sets.setdefault(_metadata(f), []).append(c)
+    total = rows * len(features_list)
+    chunks, places = [], []
+    for columns in sets.values():
+        cols = [features_list[c] for c in columns]
+        merged = merge_feature_batches(cols) if len(cols) > 1 else dict(cols[0])
+        if merged is None:
+            return None
+        mask = merged["attention_mask"]
+        n, width = mask.shape
+        place = torch.cat([torch.arange(c * rows, (c + 1) * rows) for c in columns])
+        lengths = mask.sum(1)
+        order = torch.argsort(lengths, stable=True)
+        for begin, end in _group_bounds(n, max(1, round(groups * n / total))):
+            idx = order[begin:end]
+            longest = int(lengths[idx].max())
+            chunk = {}
+            for key, value in merged.items():
+                if isinstance(value, torch.Tensor) and value.ndim >= 2 and value.shape[:2] == (n, width):
+                    chunk[key] = value[idx, :longest]
+                elif isinstance(value, torch.Tensor) and value.ndim >= 1 and value.shape[0] == n:
+                    chunk[key] = value[idx]
+                else:  # batch metadata (prompt_length, modality)
+                    chunk[key] = value
+            chunks.append(chunk)
+            places.append(place[idx])
+    return chunks, torch.cat(places)
+
+
+def embed_length_grouped(model, features_list: list[dict[str, Any]], groups: int) -> list[torch.Tensor]:
+    """One ``sentence_embedding`` tensor per column, computed in about ``groups`` length-sorted forwards."""
+    grouped = length_groups(features_list, groups) if groups > 1 else None
+    if grouped is None:
+        return embed_columns(model, features_list)
+    chunks, places = grouped
+    sorted_emb = torch.cat([model(chunk)["sentence_embedding"] for chunk in chunks])
+    emb = torch.empty_like(sorted_emb).index_copy(0, places, sorted_emb)  # back to column-major row order
+    return list(emb.reshape(len(features_list), -1, *emb.shape[1:]).unbind(0))
+
+
+def merged_columns_flops_view(features_list: list[dict[str, Any]], groups: int | None = None) -> list[dict[str, Any]]:
+    """The batches a step's forwards run, as tensors of their padded shapes (for counting FLOPs):
+    sentence-transformers' (anchors, then the merged candidates) or, with ``groups``, the length groups."""
+    if groups:
+        grouped = length_groups(features_list, groups)
+        if grouped is not None:
+            return grouped[0]
+    rest = merge_feature_batches(list(features_list[1:])) if len(features_list) > 2 else None
+    return [features_list[0], rest] if rest is not None else list(features_list)
+
+
+class LengthGroupedMNRLoss(MultipleNegativesRankingLoss):
+    """``MultipleNegativesRankingLoss`` whose embeddings come from ``embed_length_grouped``."""
+
+    def __init__(self, model, *, groups: int, **kw):
+        super().__init__(model, **kw)
+        self.groups = groups
+
+    def forward(self, sentence_features, labels):
+        embeddings = embed_length_grouped(self.model, list(sentence_features), self.groups)
+        return self.compute_loss_from_embeddings(embeddings, labels)
+
+
+__all__ = ["LengthGroupedMNRLoss", "embed_length_grouped", "length_groups", "merged_columns_flops_view"]
