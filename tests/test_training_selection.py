@@ -151,6 +151,7 @@ def test_auto_merge_takes_the_lambda_with_the_best_criterion(data_file, tmp_path
 @pytest.mark.parametrize("muls, tried, chosen", [
     ([0.65, 0.75], [1.0, 0.85], 1.0),        # worse at 0.85: stop there (the full grid would take 0.5)
     ([0.72, 0.71], [1.0, 0.85, 0.5], 0.85),  # better at 0.85, worse at 0.5: the whole grid, same choice
+    ([0.699, 0.60], [1.0, 0.85, 0.5], 0.85),  # 0.85 within the tolerance of 1.0: the one closer to the base
 ])
 def test_merge_early_stop_walks_down_from_one_and_stops_at_the_first_worse_weight(data_file, tmp_path, scripted,
                                                                                     muls, tried, chosen):

@@ -108,6 +108,13 @@ class TrainConfig(BaseModel):
         "the best so far (the same choice when the criterion is unimodal in lambda, as in every ablation run); "
         "false scores the whole grid",
     )
+    merge_tolerance: float = Field(
+        0.002, ge=0.0, le=1.0,
+        description="merge_with_base=auto: the smallest lambda whose validation criterion is within this of the "
+        "best (ties go to the weights closer to the base); the default is one standard error of the paired "
+        "Mul. mAP difference between merges on the MLQA-R validation (benchmarks/results/merge_tolerance.json); "
+        "0 = the best",
+    )
     validation_precision: Literal["fp32", "int8"] = Field(
         "fp32",
         description="precision of the retrieval validation's encoding: int8 is the ~1.5x fast path for sweeps "

@@ -229,15 +229,21 @@ class MergeChoice:
 
 def choose_merge(model, base_state: dict, validation: RetrievalValidation, grid: Iterable[float], *, base_mo: float,
                  mo_tolerance: float = 0.0, known: dict[float, dict] | None = None,
-                 early_stop: bool = False) -> MergeChoice:
-    """Score ``model`` merged with the base at each weight of ``grid`` (largest first), leave the best
+                 early_stop: bool = False, tolerance: float = 0.0) -> MergeChoice:
+    """Score ``model`` merged with the base at each weight of ``grid`` (largest first), leave the chosen
     merge loaded in ``model`` and return the choice. ``known`` holds metrics already measured (the
-    tuned model at 1.0). Ties go to the larger weight (closer to what was trained).
+    tuned model at 1.0).
 
-    ``early_stop``: stop at the first weight that scores below the best so far. It picks the same
-    weight as the full grid whenever the criterion is unimodal in lambda, which it was in all nine
-    runs of the recipe ablation (benchmarks/results/recipe_ablation.jsonl), and saves one or two
-    validation passes per run."""
+    The choice: the smallest weight whose criterion is within ``tolerance`` of the best. Weights the
+    validation cannot tell apart go to the one closer to the base encoder: WiSE-FT's point is that
+    such merges keep more of what the base knew under distribution shift, which an in-domain
+    validation does not see (docs/RESULTS.md). With ``tolerance`` 0, ties go to the larger weight.
+
+    ``early_stop``: stop at the first weight that scores more than ``tolerance`` below the best so
+    far. It picks what the full grid picks whenever the criterion is unimodal in lambda, which it
+    was in all nine runs of the recipe ablation (benchmarks/results/recipe_ablation.jsonl), and
+    saves one or two validation passes per run."""
+    key = f"{PREFIX}.criterion"
     tuned = {k: v.detach().clone() for k, v in model.state_dict().items()}
     tried = []
     for lam in sorted(set(float(x) for x in grid), reverse=True):
@@ -246,12 +252,14 @@ def choose_merge(model, base_state: dict, validation: RetrievalValidation, grid:
         else:
             model.load_state_dict(merged_state(base_state, tuned, lam))
             metrics = validation.score(model)
-        row = {"lambda": lam, **metrics, f"{PREFIX}.criterion": criterion(metrics, base_mo, mo_tolerance)}
-        worse = bool(tried) and row[f"{PREFIX}.criterion"] < max(r[f"{PREFIX}.criterion"] for r in tried)
+        row = {"lambda": lam, **metrics, key: criterion(metrics, base_mo, mo_tolerance)}
+        worse = bool(tried) and row[key] < max(r[key] for r in tried) - tolerance
         tried.append(row)
         if early_stop and worse:
             break
-    best = max(tried, key=lambda r: (r[f"{PREFIX}.criterion"], r["lambda"]))
+    top = max(r[key] for r in tried)
+    near = [r for r in tried if r[key] >= top - tolerance]
+    best = min(near, key=lambda r: r["lambda"]) if tolerance > 0 else max(near, key=lambda r: r["lambda"])
     model.load_state_dict(merged_state(base_state, tuned, best["lambda"]))
     return MergeChoice(best["lambda"], tried)
 

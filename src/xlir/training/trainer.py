@@ -279,7 +279,8 @@ def _merge(cfg: TrainConfig, model, validation, base_val: dict, selected_val: di
     if cfg.merge_with_base == "auto":
         known = {1.0: {k: v for k, v in selected_val.items() if k != f"{PREFIX}.criterion"}} if selected_val else None
         choice = choose_merge(model, base_state, validation, cfg.merge_grid, base_mo=base_mo,
-                              mo_tolerance=cfg.select_mo_tolerance, known=known, early_stop=cfg.merge_early_stop)
+                              mo_tolerance=cfg.select_mo_tolerance, known=known, early_stop=cfg.merge_early_stop,
+                              tolerance=cfg.merge_tolerance)
         best = next(r for r in choice.tried if r["lambda"] == choice.lam)
         log.info("WiSE-FT: lambda %s chosen on validation (%s)", choice.lam, choice.tried)
         return {"lambda": choice.lam, "tried": choice.tried, "validation": {k: v for k, v in best.items() if k != "lambda"}}
