@@ -10,7 +10,7 @@ from __future__ import annotations
 from airflow.sdk import dag, get_current_context, task
 
 from xlir.pipeline.dag_support import current_run, default_args
-from xlir.pipeline.params import COMPUTE_POOL, CompareParams, airflow_params, training_queue
+from xlir.pipeline.params import CompareParams, airflow_params, training_queue
 
 
 @dag(
@@ -47,7 +47,7 @@ def xlir_compare():
 
         return compare_variants(current_run()[1])
 
-    @task(retries=3, map_index_template="{{ xlir_variant }}", pool=COMPUTE_POOL, **training_queue(),
+    @task(retries=3, map_index_template="{{ xlir_variant }}", **training_queue(),
           doc_md="Fine-tune one variant (`train_model`); retries resume from the checkpoint.")
     def train(prepared: dict, variant: dict) -> dict:
         from xlir.pipeline.params import CompareParams, parse_params
@@ -58,7 +58,7 @@ def xlir_compare():
         return train_model(run_id, parse_params(params, CompareParams), prepared["train_datasets"],
                            strategy=variant["strategy"], alpha=variant["alpha"])
 
-    @task(map_index_template="{{ xlir_variant }}", pool=COMPUTE_POOL, **training_queue(),
+    @task(map_index_template="{{ xlir_variant }}", **training_queue(),
           doc_md="Evaluate one trained variant on every evaluation dataset (`evaluate_model`).")
     def evaluate(trained: dict) -> list[dict]:
         from xlir.pipeline.params import CompareParams, parse_params
@@ -69,9 +69,8 @@ def xlir_compare():
         p = parse_params(params, CompareParams)
         return [evaluate_model(run_id, trained, d, p) for d in p.eval_datasets]
 
-    @task(pool=COMPUTE_POOL, **training_queue(),
-          doc_md="The untuned base encoder on every evaluation dataset, once for all variants "
-                 "(`evaluate_reference`; cached embeddings when any run encoded them).")
+    @task(**training_queue(), doc_md="The untuned base encoder on every evaluation dataset, once for all variants "
+                                      "(`evaluate_reference`; cached embeddings when any run encoded them).")
     def reference(prepared: dict) -> list[dict]:
         from xlir.pipeline.params import CompareParams, parse_params
         from xlir.pipeline.tasks import evaluate_reference

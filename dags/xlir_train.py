@@ -10,7 +10,7 @@ from __future__ import annotations
 from airflow.sdk import dag, get_current_context, task
 
 from xlir.pipeline.dag_support import current_run, default_args, validated_qa_asset
-from xlir.pipeline.params import COMPUTE_POOL, PROMOTION_POOL, PipelineParams, airflow_params, training_queue
+from xlir.pipeline.params import PROMOTION_POOL, PipelineParams, airflow_params, training_queue
 
 VALIDATED_QA = validated_qa_asset()
 
@@ -46,8 +46,7 @@ def xlir_train():
         events = get_current_context().get("triggering_asset_events")
         return prepare_training_data(run_id, params, triggering_data_versions(events))
 
-    @task(retries=3, pool=COMPUTE_POOL, **training_queue(),
-          doc_md="Fine-tune the encoder (`train_model`); retries resume from the last checkpoint.")
+    @task(retries=3, **training_queue(), doc_md="Fine-tune the encoder (`train_model`); retries resume from the last checkpoint.")
     def train(prepared: dict) -> dict:
         from xlir.pipeline.tasks import train_model
 
@@ -58,7 +57,7 @@ def xlir_train():
     def eval_datasets() -> list[str]:
         return list(current_run()[1]["eval_datasets"])
 
-    @task(map_index_template="{{ xlir_dataset }}", pool=COMPUTE_POOL, **training_queue(),
+    @task(map_index_template="{{ xlir_dataset }}", **training_queue(),
           doc_md="Zero-shot evaluation on one dataset (`evaluate_model`), logged to the variant's MLflow run.")
     def evaluate(trained: dict, dataset: str) -> dict:
         from xlir.pipeline.tasks import evaluate_model
@@ -67,8 +66,7 @@ def xlir_train():
         run_id, params = current_run()
         return evaluate_model(run_id, trained, dataset, params)
 
-    @task(pool=COMPUTE_POOL, doc_md="Ensure a champion exists (the first run evaluates the untuned encoder) and "
-                                     "register the trained model (`log_and_register`).")
+    @task(doc_md="Ensure a champion exists and register the trained model (`log_and_register`).")
     def register(trained: dict, evaluations: list[dict]) -> dict:
         from xlir.pipeline.tasks import log_and_register
 

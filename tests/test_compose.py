@@ -231,6 +231,3 @@ def test_compose_init_command_sets_the_password_from_the_environment_and_the_poo
     pools = subprocess.run([sys.executable, "-m", "airflow", "pools", "get", "xlir_promotion", "-o", "json"], env=env,
                            capture_output=True, text=True, timeout=300)
     assert pools.returncode == 0 and json.loads(pools.stdout)[0]["slots"] in (1, "1")
-    compute = subprocess.run([sys.executable, "-m", "airflow", "pools", "get", "xlir_compute", "-o", "json"], env=env,
-                             capture_output=True, text=True, timeout=300)
-    assert compute.returncode == 0 and json.loads(compute.stdout)[0]["slots"] in (1, "1")  # XLIR_COMPUTE_SLOTS unset

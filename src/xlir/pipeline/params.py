@@ -193,8 +193,3 @@ VALIDATED_QA_URI = "xlir://validated-qa"
 VALIDATED_QA_NAME = "xlir_validated_qa"
 PROMOTION_POOL = "xlir_promotion"
 """One-slot pool: promotions never overlap."""
-COMPUTE_POOL = "xlir_compute"
-"""Pool of the tasks that train or encode (``$XLIR_COMPUTE_SLOTS`` slots, set by ``xlir stack init``). Each
-such task uses every core it may, so on one machine they run best one at a time: two concurrent
-evaluations on 2 cores took 303 s where one after the other take 238 s (docs/RESULTS.md)."""
-COMPUTE_SLOTS_ENV = "XLIR_COMPUTE_SLOTS"

@@ -4,8 +4,7 @@
 1. the admin password file of the SimpleAuthManager (mode 0600): the given password (compose:
    ``AIRFLOW_ADMIN_PASSWORD`` from ``.env``), else one generated and printed once;
 2. ``airflow db migrate`` (idempotent: upgrades an existing metadata DB);
-3. the one-slot pool that keeps promotions from overlapping, and the pool of the tasks that train or
-   encode (``$XLIR_COMPUTE_SLOTS`` slots, default 1);
+3. the one-slot pool that keeps promotions from overlapping;
 4. the xlir data folders named by ``XLIR_*_DIR``.
 """
 
@@ -19,7 +18,7 @@ import sys
 from pathlib import Path
 
 from xlir.errors import XlirError
-from xlir.pipeline.params import COMPUTE_POOL, COMPUTE_SLOTS_ENV, PROMOTION_POOL
+from xlir.pipeline.params import PROMOTION_POOL
 
 ADMIN = "admin"
 DATA_DIRS = ("XLIR_LANDING_DIR", "XLIR_STORE_DIR", "XLIR_QUARANTINE_DIR", "XLIR_PIPELINE_DIR")
@@ -76,10 +75,6 @@ def init_airflow(env: dict | None = None, *, password: str | None = None, migrat
         echo("initialising the Airflow metadata DB (airflow db migrate)")
         run_airflow(["db", "migrate"], env, cwd)
     run_airflow(["pools", "set", PROMOTION_POOL, "1", "xlir: one promotion at a time"], env, cwd)
-    slots = env.get(COMPUTE_SLOTS_ENV, "").strip() or "1"
-    if not slots.isdigit() or int(slots) < 1:
-        raise InitError(f"{COMPUTE_SLOTS_ENV}={slots!r}: expected a positive number of task slots")
-    run_airflow(["pools", "set", COMPUTE_POOL, slots, "xlir: tasks that train or encode, this many at once"], env, cwd)
     for var in DATA_DIRS:
         if env.get(var):
             Path(env[var]).mkdir(parents=True, exist_ok=True)

@@ -163,7 +163,6 @@ class LocalStack:
             "XLIR_PIPELINE_DIR": str(self.data_dir("pipeline")),
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
             "TOKENIZERS_PARALLELISM": "false",
-            "XLIR_COMPUTE_SLOTS": os.environ.get("XLIR_COMPUTE_SLOTS", "1"),  # one machine: one heavy task at a time
         }
         conn = self.postgres.url("airflow") if self.db == "postgres" else None
         return {**os.environ, **airflow_env(self.home, parallelism=self.parallelism, api_port=self.ports()["api"],
