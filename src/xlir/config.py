@@ -28,7 +28,7 @@ class EvalConfig(BaseModel):
     max_seq_length: int = Field(256, ge=8, le=512, description="tokens per text when encoding")
     batch_size: int = Field(64, ge=1, le=4096, description="texts per encoding batch")
     precision: Literal["fp32", "int8"] = Field(
-        "fp32", description="fp32, or int8: the fast path for exploration (~1.5x on CPU); never gated"
+        "fp32", description="fp32, or int8: the fast path for exploration (~1.3x on CPU); never gated"
     )
     train_languages: list[str] | None = Field(None, description="languages seen in training, for seen/unseen averages")
     top_k: int = Field(100, ge=1, le=1000, description="depth of the written TREC run")

@@ -22,7 +22,7 @@ def evaluate_command(
     candidate_text: str = typer.Option("sentence", help="'sentence' or 'sentence+paragraph'"),
     max_seq_length: int = typer.Option(256, help="tokens per text"),
     batch_size: int = typer.Option(64, help="texts per encoding batch"),
-    precision: str = typer.Option("fp32", help="fp32, or int8: the labelled fast path (~1.5x on CPU) for exploration; "
+    precision: str = typer.Option("fp32", help="fp32, or int8: the labelled fast path (~1.3x on CPU) for exploration; "
                                    "the gates never use it"),
     train_languages: str = typer.Option(None, help="comma-separated languages seen in training"),
     output: Path = typer.Option(None, "--output", "-o", help="results folder"),

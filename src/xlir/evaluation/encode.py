@@ -31,11 +31,7 @@ def cache_key(fingerprint: str, texts: list[str], prompt: str, max_seq_length: i
 LEDGER = "ledger.jsonl"
 
 
-def record_encoding(fingerprint: str | None, prompt: str, texts: int, seconds: float, *, key: str | None = None,
-                    max_seq_length: int | None = None, unique: int | None = None) -> None:
-    """Append one computed encoding to the ledger (``fingerprint`` None: a model in training)."""
-    row = {"key": key, "fingerprint": fingerprint, "prompt": prompt, "texts": texts, "unique_texts": unique or texts,
-           "max_seq_length": max_seq_length, "seconds": round(seconds, 3), "pid": os.getpid(), "at": time.time()}
+def _record(row: dict) -> None:
     path = cache_dir() / "embeddings" / LEDGER
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:  # one short line per write: appends from several processes stay whole
@@ -58,16 +54,24 @@ def encodings(since: float = 0.0) -> list[dict]:
     return out
 
 
-def encode_unique(model, texts: list[str], prompt: str, *, batch_size: int, show_progress: bool = False) -> np.ndarray:
-    """``model.encode`` of each distinct text once (pools repeat sentences: DREAM's questions 19%),
-    L2-normalised float32 rows in the order of ``texts``."""
+def encode_recorded(model, texts: list[str], prompt: str, *, batch_size: int, max_seq_length: int,
+                    fingerprint: str | None = None, key: str | None = None,
+                    show_progress: bool = False) -> tuple[np.ndarray, float]:
+    """L2-normalised float32 rows of ``texts`` (in their order) and the seconds it took; each distinct
+    text is encoded once (pools repeat sentences: DREAM's questions 19%), and the encoding goes to
+    the ledger (``fingerprint`` None: a model in training). Every computed encoding comes through here."""
+    t0 = time.perf_counter()
     index: dict[str, int] = {}
     inverse = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=len(texts))
     emb = model.encode(
         list(index), prompt_name=prompt, batch_size=batch_size, show_progress_bar=show_progress,
         convert_to_numpy=True, normalize_embeddings=True,
     ).astype(np.float32)
-    return emb[inverse] if len(index) < len(texts) else emb
+    emb = emb[inverse] if len(index) < len(texts) else emb
+    seconds = time.perf_counter() - t0
+    _record({"key": key, "fingerprint": fingerprint, "prompt": prompt, "texts": len(texts), "unique_texts": len(index),
+             "max_seq_length": max_seq_length, "seconds": round(seconds, 3), "pid": os.getpid(), "at": time.time()})
+    return emb, seconds
 
 
 class Encoded(NamedTuple):
@@ -87,12 +91,9 @@ def encode_cached(model, fingerprint: str, texts: list[str], prompt: str, *, bat
     meta = path.with_suffix(".json")
     if path.exists() and meta.exists():
         return Encoded(np.load(path), True, json.loads(meta.read_text())["seconds"])
-    t0 = time.perf_counter()
     model.max_seq_length = max_seq_length
-    emb = encode_unique(model, texts, prompt, batch_size=batch_size, show_progress=show_progress)
-    seconds = time.perf_counter() - t0
-    record_encoding(fingerprint, prompt, len(texts), seconds, key=path.stem, max_seq_length=max_seq_length,
-                    unique=len(set(texts)))
+    emb, seconds = encode_recorded(model, texts, prompt, batch_size=batch_size, max_seq_length=max_seq_length,
+                                   fingerprint=fingerprint, key=path.stem, show_progress=show_progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy")
     with os.fdopen(fd, "wb") as f:

@@ -40,7 +40,7 @@ def _dense_scorer(cfg: EvalConfig, task: RetrievalTask, info: dict):
 
     from xlir.evaluation.encode import encode_cached
     from xlir.models import load_encoder, model_fingerprint
-    from xlir.models.runtime import precision_fingerprint
+    from xlir.models.runtime import precision_fingerprint, torch_threads
 
     fingerprint = model_fingerprint(cfg.model)
     model = load_encoder(cfg.model, max_seq_length=cfg.max_seq_length, precision=cfg.precision)
@@ -54,16 +54,10 @@ def _dense_scorer(cfg: EvalConfig, task: RetrievalTask, info: dict):
         embeddings_cached=cands.cached and queries.cached,
         embedding_dim=int(cands.embeddings.shape[1]),
         precision=cfg.precision,
-        torch_threads=_torch_threads(),
+        torch_threads=torch_threads(),
     )
     q, c = queries.embeddings, cands.embeddings
     return lambda a, b: faiss.pairwise_distances(q[a:b], c, faiss.METRIC_INNER_PRODUCT)
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 def _bm25_scorer(cfg: EvalConfig, task: RetrievalTask, info: dict):

@@ -78,6 +78,13 @@ def configure_threads() -> int:
 _logged_threads: int | None = None
 
 
+def torch_threads() -> int:
+    """torch's intra-op threads now (what an evaluation or a run records)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
 def check_precision(precision: str) -> str:
     if precision not in PRECISIONS:
         from xlir.errors import XlirError
@@ -124,5 +131,5 @@ def quantize_int8(model, *, inplace: bool = False, layers=None):
 
 __all__ = [
     "PRECISIONS", "Precision", "THREADS_ENV", "available_cores", "check_precision", "configure_threads",
-    "precision_fingerprint", "quantize_int8", "wanted_threads",
+    "precision_fingerprint", "quantize_int8", "torch_threads", "wanted_threads",
 ]

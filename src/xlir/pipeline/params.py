@@ -91,7 +91,7 @@ class CompareParams(PipelineParams):
     promote: bool = Field(False, title="Promote", description="never used: a comparison promotes nothing")
     precision: Literal["fp32", "int8"] = Field(
         "fp32", title="Precision",
-        description="int8: the fast path (~1.5x on CPU) for the comparison's evaluations and retrieval validation; "
+        description="int8: the fast path (~1.3x on CPU) for the comparison's evaluations and retrieval validation; "
                     "labelled in the table, never used by the gates")
 
     @field_validator("alphas")

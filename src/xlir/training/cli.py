@@ -98,6 +98,7 @@ def train_command(
 
     from rich.console import Console
 
+    from xlir.models.runtime import torch_threads
     from xlir.training.trainer import train
 
     result = train(cfg, show_progress=progress)
@@ -107,7 +108,7 @@ def train_command(
     resumed = f" (resumed at step {result.resumed_from_step})" if result.resumed_from_step is not None else ""
     console.print(
         f"{cfg.strategy} training: {result.steps} steps{resumed}, loss {loss}, validation loss {val}, "
-        f"{result.pairs_per_second:.1f} pairs/s on {result.device} ({_torch_threads()} torch threads)"
+        f"{result.pairs_per_second:.1f} pairs/s on {result.device} ({torch_threads()} torch threads)"
     )
     if result.validation:
         v, b = result.validation, result.validation_base
@@ -146,9 +147,3 @@ def validation_message(e) -> str:
         name = "--" + {"output_dir": "output"}.get(loc[0], loc[0]).replace("_", "-")
         parts.append(f"{name}: {msg} (got {err['input']!r})")
     return "invalid training options: " + "; ".join(parts)
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()

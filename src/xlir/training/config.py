@@ -104,9 +104,9 @@ class TrainConfig(BaseModel):
     )
     merge_early_stop: bool = Field(
         True,
-        description="merge_with_base=auto: walk merge_grid from 1 down and stop at the first lambda scoring below "
-        "the best so far (the same choice when the criterion is unimodal in lambda, as in every ablation run); "
-        "false scores the whole grid",
+        description="merge_with_base=auto: walk merge_grid from 1 down and stop at the first lambda scoring more "
+        "than merge_tolerance below the best so far (the same choice when the criterion is unimodal in lambda, "
+        "as in every ablation run); false scores the whole grid",
     )
     merge_tolerance: float = Field(
         0.002, ge=0.0, le=1.0,
@@ -117,7 +117,7 @@ class TrainConfig(BaseModel):
     )
     validation_precision: Literal["fp32", "int8"] = Field(
         "fp32",
-        description="precision of the retrieval validation's encoding: int8 is the ~1.5x fast path for sweeps "
+        description="precision of the retrieval validation's encoding: int8 is the ~1.3x fast path for sweeps "
         "(checkpoints and the base scored alike); training itself is always fp32",
     )
     early_stopping_patience: int | None = Field(

@@ -2,8 +2,8 @@
 
 sentence-transformers embeds a triplet batch in two forwards: the anchors (questions), then the
 positives and negatives merged, each padded to its own longest text. Answer sentences vary a lot in
-length, so one long sentence pads all 64 candidate rows: on MLQA-R batches of 32 at max length 128
-a third of the candidate tokens computed are padding (benchmarks/profile_training_step.py). Sorting
+length, so one long sentence pads all 64 candidate rows: on MLQA-R batches of 32 at max length 128,
+54% of the tokens a step computes are padding (benchmarks/profile_training_step.py). Sorting
 the step's texts by length and running ``groups`` forwards, each padded to its own longest text,
 computes the same embeddings (equal up to float rounding: padding is masked out) with less work.
 The loss itself is sentence-transformers' ``MultipleNegativesRankingLoss``, unchanged.

@@ -60,7 +60,7 @@ class RetrievalValidation:
         max_seq_length: tokens per text when encoding (the training length).
         batch_size: texts per encoding batch.
         precision: ``fp32``, or ``int8`` (the fast path: each checkpoint is scored through an int8
-            copy, ~1.5x faster; the base encoder's reference is scored the same way, so the criterion
+            copy, ~1.3x faster; the base encoder's reference is scored the same way, so the criterion
             compares like with like). The training model itself stays fp32.
     """
 
@@ -105,11 +105,9 @@ class RetrievalValidation:
         With the model's ``fingerprint`` (a model that does not change: the base encoder) they come
         from the evaluation's embedding cache, so every run on the same split encodes the base once.
         """
-        import time
-
         import torch
 
-        from xlir.evaluation.encode import encode_cached, encode_unique, record_encoding
+        from xlir.evaluation.encode import encode_cached, encode_recorded
 
         queries, cands = self.task.queries["question"].tolist(), self.task.candidate_texts("sentence")
         if self.precision != "fp32":
@@ -127,12 +125,9 @@ class RetrievalValidation:
         model.max_seq_length = self.max_seq_length
         try:
             with torch.inference_mode():
-                out = []
-                for texts, prompt in ((queries, "query"), (cands, "document")):
-                    t0 = time.perf_counter()
-                    out.append(encode_unique(model, texts, prompt, batch_size=self.batch_size))
-                    record_encoding(None, prompt, len(texts), time.perf_counter() - t0,
-                                    max_seq_length=self.max_seq_length, unique=len(set(texts)))
+                out = [encode_recorded(model, texts, prompt, batch_size=self.batch_size,
+                                       max_seq_length=self.max_seq_length)[0]
+                       for texts, prompt in ((queries, "query"), (cands, "document"))]
         finally:
             model.max_seq_length = old
             model.train(was_training)
