@@ -13,6 +13,7 @@
 Writes benchmarks/results/precision.json and precision.md.
 
     python benchmarks/bench_precision.py --finetuned PATH [--questions-per-lang 50] [--sentences 2000]
+    python benchmarks/bench_precision.py --finetuned PATH --keep-fp32 '' --name precision_all   # every layer int8
 """
 
 from __future__ import annotations
@@ -121,7 +122,14 @@ def main() -> None:
     ap.add_argument("--skip-speed", action="store_true", help="keep the recorded speed part")
     ap.add_argument("--skip-metrics", action="store_true", help="keep the recorded metrics part")
     ap.add_argument("--name", default="precision", help="results file stem")
+    ap.add_argument("--keep-fp32", default=None,
+                    help="comma-separated patterns (re.search) of linear layer names left in fp32; '' quantises "
+                         "every linear layer (precision_all); default: the library's scheme")
     a = ap.parse_args()
+    if a.keep_fp32 is not None:
+        from xlir.models.runtime import set_int8_keep_fp32
+
+        set_int8_keep_fp32(a.keep_fp32)
     threads = configure_threads()
     out = {"machine": {"cpus": available_cores(), "torch_threads": threads, "cpu": platform.processor() or platform.machine(),
                        "python": platform.python_version()}}

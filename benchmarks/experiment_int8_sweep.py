@@ -40,9 +40,9 @@ def main() -> None:
     ap.add_argument("--name", default="int8_sweep", help="results file stem")
     a = ap.parse_args()
     if a.keep_fp32 is not None:
-        import xlir.models.runtime as runtime
+        from xlir.models.runtime import set_int8_keep_fp32
 
-        runtime.INT8_KEEP_FP32 = tuple(x for x in a.keep_fp32.split(",") if x)
+        set_int8_keep_fp32(a.keep_fp32)
 
     from xlir.config import DEFAULT_BASE_MODEL
     from xlir.models import load_encoder, model_fingerprint

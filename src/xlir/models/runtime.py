@@ -35,6 +35,13 @@ the metric deltas of quantising every linear layer and orders trained models clo
 1.3x instead of 1.7x."""
 
 
+def set_int8_keep_fp32(patterns: str) -> None:
+    """Replace ``INT8_KEEP_FP32`` from a comma-separated list ('' = every linear layer in int8): the
+    benchmarks' ``--keep-fp32`` option, so other int8 schemes can be measured against the default."""
+    global INT8_KEEP_FP32
+    INT8_KEEP_FP32 = tuple(x for x in patterns.split(",") if x)
+
+
 def available_cores() -> int:
     """Cores this process may run on (its CPU affinity, which containers and ``taskset`` narrow)."""
     try:
@@ -131,5 +138,5 @@ def quantize_int8(model, *, inplace: bool = False, layers=None):
 
 __all__ = [
     "PRECISIONS", "Precision", "THREADS_ENV", "available_cores", "check_precision", "configure_threads",
-    "precision_fingerprint", "quantize_int8", "torch_threads", "wanted_threads",
+    "precision_fingerprint", "quantize_int8", "set_int8_keep_fp32", "torch_threads", "wanted_threads",
 ]
