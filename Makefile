@@ -61,7 +61,7 @@ status:
 BASE_MODEL ?= bundled:multilingual-e5-small
 RUN_DIR ?= .xlir/run
 RUN_STEPS ?= 20
-RUN_EVAL_QUESTIONS ?= 50
+RUN_EVAL_QUESTIONS ?= 200
 cli-run: data model
 	$(BIN)/xlir validate "$$($(BIN)/xlir data path mlqa-r)"
 	$(BIN)/xlir train --base-model $(BASE_MODEL) --train-datasets mlqa-r --strategy hybrid --alpha 0.5 \

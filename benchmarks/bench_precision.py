@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xlir.config import DEFAULT_BASE_MODEL, EvalConfig
+from xlir.config import DEFAULT_BASE_MODEL
+from xlir.evaluation.config import EvalConfig
 from xlir.data import load_dataset
 from xlir.evaluation import evaluate
 from xlir.evaluation.significance import compare

@@ -14,6 +14,7 @@ appended to benchmarks/results/recipe_ablation.jsonl; a finished arm is skipped 
     python benchmarks/experiment_recipe.py --arms today const-s20 const-s50   # named arms below
     python benchmarks/experiment_recipe.py --arm my-arm '{"scale": 50, "steps": 40}'
     python benchmarks/experiment_recipe.py --arms const-s50 --test xquad-r:50 --test dream
+    python benchmarks/experiment_recipe.py --arms untuned g8-s50-20steps align1-s50-20steps --test xquad-r:200
     python benchmarks/experiment_recipe.py --table    # markdown table of every recorded arm
 """
 
@@ -35,7 +36,7 @@ BASE = dict(
     base_model=DEFAULT_BASE_MODEL, train_datasets=["mlqa-r"], strategy="hybrid", alpha=0.5, batch_size=32,
     max_seq_length=128, lr=3e-5, weight_decay=0.01, validation_fraction=0.1, checkpoint_every=10,
     keep_checkpoints=1, select="retrieval", merge_with_base="auto", merge_grid=[0.5, 0.7, 0.85, 1.0], seed=0,
-    steps=30,
+    steps=30, align_weight=0.0,  # the ablation's base has no alignment term (its default since this ablation)
 )
 ARMS = {  # name -> overrides of BASE
     "today": dict(lr_schedule="linear", warmup_ratio=0.1, scale=20.0),
@@ -49,6 +50,13 @@ ARMS = {  # name -> overrides of BASE
     "const-s50-trainemb": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, freeze_word_embeddings=False),
     "const-s50-20steps": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=20),
     "const-s50-100steps": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=100),
+    # with length-grouped forwards (same loss, other dropout draws), and the alignment term
+    "g8-s50-20steps": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=20),
+    "align1-s50-20steps": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=20, align_weight=1.0),
+    # probes: hi and vi left out of training, validated as unseen languages, every merge weight scored
+    **{f"probe-hivi{tag}": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=20, merge_early_stop=False,
+                                merge_grid=[0.5, 0.6, 0.7, 0.85, 1.0], holdout_languages=["hi", "vi"], **extra)
+       for tag, extra in (("", {}), ("-align1", {"align_weight": 1.0}))},
 }
 
 
@@ -82,7 +90,7 @@ def models_of(record: dict) -> dict[str, str]:
 
 def run_tests(model: str, tests: list[str]) -> dict:
     """Zero-shot test numbers of one model (reported, never used to choose)."""
-    from xlir.config import EvalConfig
+    from xlir.evaluation.config import EvalConfig
     from xlir.evaluation import evaluate
 
     out = {}
@@ -173,10 +181,32 @@ def test_table(records: dict[str, dict], test: str) -> str:
     return "\n".join(lines)
 
 
+def unseen_table(records: dict[str, dict]) -> str:
+    """Probe arms (languages held out of training): each merge weight's validation Mo. on the languages
+    training saw and on those it never saw, Mul., and the criterion that penalises both Mo. losses."""
+    lines = ["| arm | held out | lambda | Mo. seen | Mo. unseen | Mul. | rank distance | criterion |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in records.items():
+        held = (r.get("config") or {}).get("holdout_languages")
+        if not held or "merge_tried" not in r:
+            continue
+        b = r["validation_base"]
+        lines.append(f"| {name} | {','.join(held)} | base | {b['val.map.mo.seen']:.3f} | {b['val.map.mo.unseen']:.3f} | "
+                     f"{b['val.map.mul']:.3f} | {b['val.rank_distance']:.0f} | |")
+        for t in sorted(r["merge_tried"], key=lambda t: -t["lambda"]):
+            mark = " **chosen**" if t["lambda"] == r["merge_lambda"] else ""
+            lines.append(f"| {name} | | {t['lambda']:g}{mark} | {t['val.map.mo.seen']:.3f} | {t['val.map.mo.unseen']:.3f} | "
+                         f"{t['val.map.mul']:.3f} | {t['val.rank_distance']:.0f} | {t['val.criterion']:.3f} |")
+    return "\n".join(lines)
+
+
 def write_markdown(records: dict[str, dict]) -> Path:
     tests = sorted({t for r in records.values() for k in ("test", "test_unmerged") for t in r.get(k, {})})
     parts = ["## Validation (held-out MLQA-R ids: the only numbers the choice reads)", "", table(records), "",
              "### Validation Mo. / Mul. mAP (criterion) at each checkpoint", "", curve_table(records), ""]
+    if any((r.get("config") or {}).get("holdout_languages") for r in records.values()):
+        parts += ["## Languages held out of training (probes: what fine-tuning does to languages it never saw)", "",
+                  unseen_table(records), ""]
     for t in tests:
         parts += [f"## Test: {t} (zero-shot, reported only)", "", test_table(records, t), ""]
     path = RESULTS / "recipe_ablation.md"

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from xlir.config import DEFAULT_BASE_MODEL, EvalConfig
+from xlir.config import DEFAULT_BASE_MODEL
+from xlir.evaluation.config import EvalConfig
 from xlir.data import load_dataset
 from xlir.evaluation import evaluate
 from xlir.evaluation.significance import compare
@@ -46,7 +47,8 @@ PAPER = [  # arXiv 2408.10536 Table 1, XQuAD-R mAP and rank distance (XLM-R / La
 def run_evals(model: str, args, train_langs: list[str]) -> dict:
     out = {}
     for dataset, per_lang in (("xquad-r", args.eval_questions_per_lang), ("dream", None)):
-        cfg = EvalConfig(model=model, dataset=dataset, max_questions_per_lang=per_lang, seed=args.seed, train_languages=train_langs)
+        cfg = EvalConfig(model=model, dataset=dataset, max_questions_per_lang=per_lang, seed=args.seed,
+                         max_seq_length=args.eval_max_seq_length, train_languages=train_langs)
         r = evaluate(cfg)
         out[dataset] = {"metrics": r.metrics, "per_query": str(r.files["per_query"]), "output_dir": str(r.output_dir)}
     return out
@@ -61,6 +63,8 @@ def main():
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-questions-per-lang", type=int, default=200)
+    ap.add_argument("--eval-max-seq-length", type=int, default=256,
+                    help="tokens per text in the evaluation (256: the recorded strategies.json)")
     ap.add_argument("--strategies", default="mono,cross,hybrid")
     ap.add_argument("--no-domain-run", action="store_true")
     ap.add_argument("--recipe", choices=sorted(RECIPES), default="strategies-2026-11",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, get_current_context, task
 
-from xlir.pipeline.dag_support import current_run, default_args
+from xlir.pipeline.dag_support import current_run, default_args, task_timeout
 from xlir.pipeline.params import CompareParams, airflow_params, training_queue
 
 
@@ -28,26 +28,34 @@ Batch-strategy comparison on one data version and seed: one mapped training per 
 `eval_datasets`, beside one evaluation of the untuned base encoder that every variant is compared
 with; `precision: int8` runs the evaluations and the retrieval validation on the labelled int8 fast
 path. The parent MLflow run gets `comparison/comparison.md` and
-`comparison/comparison.png`. Nothing is registered or promoted.
+`comparison/comparison.png`. Nothing is registered or promoted. **prepare** refuses training data
+that is neither a named dataset nor a file under `XLIR_DATA_ROOTS` passing the data contract.
 """,
 )
 def xlir_compare():
-    @task(doc_md="Resolve and load the training data, open the MLflow run (`prepare_training_data`).")
+    @task(execution_timeout=task_timeout("xlir_compare", "prepare"),
+          doc_md="Resolve and load the training data, open the MLflow run (`prepare_training_data`).")
     def prepare() -> dict:
-        from xlir.pipeline.params import CompareParams
-        from xlir.pipeline.params import parse_params
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from xlir.pipeline.params import CompareParams, PolicyError, parse_params
         from xlir.pipeline.tasks import prepare_training_data
 
         run_id, params = current_run()
-        return prepare_training_data(run_id, parse_params(params, CompareParams))
+        try:
+            return prepare_training_data(run_id, parse_params(params, CompareParams))
+        except PolicyError as e:  # a refusal, not a transient failure: no retry
+            raise AirflowFailException(str(e)) from e
 
-    @task(doc_md="The variants to train (`compare_variants`).")
+    @task(execution_timeout=task_timeout("xlir_compare", "variants"),
+          doc_md="The variants to train (`compare_variants`).")
     def variants() -> list[dict]:
         from xlir.pipeline.tasks import compare_variants
 
         return compare_variants(current_run()[1])
 
-    @task(retries=3, map_index_template="{{ xlir_variant }}", **training_queue(),
+    @task(execution_timeout=task_timeout("xlir_compare", "train"),
+          retries=3, map_index_template="{{ xlir_variant }}", **training_queue(),
           doc_md="Fine-tune one variant (`train_model`); retries resume from the checkpoint.")
     def train(prepared: dict, variant: dict) -> dict:
         from xlir.pipeline.params import CompareParams, parse_params
@@ -58,7 +66,8 @@ def xlir_compare():
         return train_model(run_id, parse_params(params, CompareParams), prepared["train_datasets"],
                            strategy=variant["strategy"], alpha=variant["alpha"])
 
-    @task(map_index_template="{{ xlir_variant }}", **training_queue(),
+    @task(execution_timeout=task_timeout("xlir_compare", "evaluate"),
+          map_index_template="{{ xlir_variant }}", **training_queue(),
           doc_md="Evaluate one trained variant on every evaluation dataset (`evaluate_model`).")
     def evaluate(trained: dict) -> list[dict]:
         from xlir.pipeline.params import CompareParams, parse_params
@@ -69,8 +78,9 @@ def xlir_compare():
         p = parse_params(params, CompareParams)
         return [evaluate_model(run_id, trained, d, p) for d in p.eval_datasets]
 
-    @task(**training_queue(), doc_md="The untuned base encoder on every evaluation dataset, once for all variants "
-                                      "(`evaluate_reference`; cached embeddings when any run encoded them).")
+    @task(execution_timeout=task_timeout("xlir_compare", "reference"),
+          **training_queue(), doc_md="The untuned base encoder on every evaluation dataset, once for all variants "
+                                     "(`evaluate_reference`; cached embeddings when any run encoded them).")
     def reference(prepared: dict) -> list[dict]:
         from xlir.pipeline.params import CompareParams, parse_params
         from xlir.pipeline.tasks import evaluate_reference
@@ -78,7 +88,8 @@ def xlir_compare():
         run_id, params = current_run()
         return evaluate_reference(run_id, parse_params(params, CompareParams))
 
-    @task(doc_md="Comparison table (markdown) and chart (PNG) on the parent MLflow run (`compare_strategies`).")
+    @task(execution_timeout=task_timeout("xlir_compare", "compare"),
+          doc_md="Comparison table (markdown) and chart (PNG) on the parent MLflow run (`compare_strategies`).")
     def compare(evaluations: list[list[dict]], untuned: list[dict]) -> dict:
         from xlir.pipeline.params import CompareParams, parse_params
         from xlir.pipeline.tasks import compare_strategies

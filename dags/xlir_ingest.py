@@ -1,7 +1,11 @@
 """xlir_ingest: validate new landing files, version the valid ones, quarantine the rest.
 
 Table of contents: ingest -> publish (asset event with the new data version) | check (fails
-visibly with the validation summary when something was quarantined).
+visibly with the validation summary when something was quarantined or an entry failed).
+
+Settings come from the environment of the worker running the task: the folders
+(``XLIR_LANDING_DIR``, ``XLIR_STORE_DIR``, ``XLIR_QUARANTINE_DIR``) and the quiet period
+(``XLIR_INGEST_QUIET_SECONDS``, read by ``xlir.validation.ingestion.ingest``).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import os
 
 from airflow.sdk import dag, get_current_context, task
 
-from xlir.pipeline.dag_support import default_args, validated_qa_asset
+from xlir.pipeline.dag_support import default_args, task_timeout, validated_qa_asset
 
 VALIDATED_QA = validated_qa_asset()
 _schedule = os.environ.get("XLIR_INGEST_SCHEDULE", "*/15 * * * *").strip()
@@ -31,20 +35,29 @@ contract (`xlir.validation`), stores valid ones as versioned Parquet (`XLIR_STOR
 invalid ones to quarantine (`XLIR_QUARANTINE_DIR`) with a report and Data Docs.
 
 * **publish** emits the asset `xlir://validated-qa` (extra: `version`, `versions`), which
-  schedules `xlir_train`; it is skipped when nothing new was ingested.
-* **check** fails with the validation summary when anything was quarantined.
+  schedules `xlir_train`; it is skipped when nothing new was ingested. `versions` also holds
+  any version an earlier run stored but never announced (a crash, a failed archive move).
+* **check** fails with the validation summary when anything was quarantined or an entry failed
+  on its own (each landing entry succeeds or fails alone; the others are ingested either way).
+
+An entry is taken once its files have been unchanged for `XLIR_INGEST_QUIET_SECONDS` (default
+30; a file still being copied waits for a later run), or at once with a ready marker
+(`NAME.done` beside it, `_SUCCESS` inside a folder). Symbolic links are never followed nor
+ingested; they are reported and left in place.
 
 Schedule: `XLIR_INGEST_SCHEDULE` (cron, default every 15 minutes; `none` for on demand only).
 """,
 )
 def xlir_ingest():
-    @task(doc_md="Validate and ingest the landing folder (`xlir.pipeline.tasks.ingest_landing`); returns versions.")
+    @task(execution_timeout=task_timeout("xlir_ingest", "ingest"),
+          doc_md="Validate and ingest the landing folder (`xlir.pipeline.tasks.ingest_landing`); returns versions.")
     def ingest() -> dict:
         from xlir.pipeline.tasks import ingest_landing
 
         return ingest_landing()
 
-    @task(outlets=[VALIDATED_QA], doc_md="Emit the `xlir://validated-qa` asset event for the new data version(s).")
+    @task(execution_timeout=task_timeout("xlir_ingest", "publish"),
+          outlets=[VALIDATED_QA], doc_md="Emit the `xlir://validated-qa` asset event for the new data version(s).")
     def publish(result: dict) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
@@ -54,7 +67,8 @@ def xlir_ingest():
         get_current_context()["outlet_events"][VALIDATED_QA].extra = extra
         return extra
 
-    @task(retries=0, doc_md="Fail visibly, with the validation summary, when an entry was quarantined.")
+    @task(execution_timeout=task_timeout("xlir_ingest", "check"),
+          retries=0, doc_md="Fail visibly, with the validation summary, when an entry was quarantined.")
     def check(result: dict) -> dict:
         from xlir.pipeline.tasks import check_ingest
 

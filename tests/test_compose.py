@@ -1,7 +1,8 @@
 """The compose deployment, checked without a Docker engine: the files against the Compose JSON schema
 (../shared/data/compose-spec/compose-spec.json) and the invariants of issue 8 (pinned images, health
 checks, secrets from .env, loopback ports, one Celery configuration, a worker for the training queue,
-the same xlir environment as the local stack)."""
+the same xlir environment as the local stack) and issue 13 (no CHANGE-ME accepted, no secret on a
+command line, MLflow's basic-auth app with the pipeline's own user)."""
 
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ def test_the_mlflow_server_image_matches_the_client_version():
 
 def test_long_running_services_have_health_checks_and_one_shots_are_awaited_to_completion(services):
     one_shot = {n for n, s in services.items() if s.get("restart") == "no"}
-    assert one_shot == {"airflow-init", "minio-init"}
+    assert one_shot == {"config-check", "airflow-init", "minio-init"}
     for name, s in services.items():
         if name not in one_shot:
             assert s.get("healthcheck", {}).get("test"), f"{name} has no health check"
@@ -114,7 +115,8 @@ def test_secrets_come_from_the_env_file(compose):
     text = (REPO_ROOT / "docker-compose.yaml").read_text()
     required = {m["name"] for m in VAR.finditer(text) if m["op"] == ":?"}
     assert {"POSTGRES_PASSWORD", "REDIS_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "MINIO_ROOT_PASSWORD",
-            "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_DB_PASSWORD", "MLFLOW_DB_PASSWORD"} <= required
+            "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_DB_PASSWORD", "MLFLOW_DB_PASSWORD", "MLFLOW_ADMIN_PASSWORD",
+            "MLFLOW_PIPELINE_PASSWORD", "MLFLOW_FLASK_SECRET_KEY"} <= required
     example = dict(line.split("=", 1) for line in (REPO_ROOT / ".env.example").read_text().splitlines()
                    if "=" in line and not line.startswith("#"))
     assert required <= set(example), f"missing from .env.example: {sorted(required - set(example))}"
@@ -179,10 +181,12 @@ def test_compose_runs_the_same_xlir_environment_as_the_local_stack(services, tmp
 
     local = LocalStack(tmp_path).env()
     compose_env = services["airflow-worker"]["environment"]
-    xlir_keys = {k for k in local if k.startswith("XLIR_") and k not in {"XLIR_MLFLOW_UI_URL"}} | {"MLFLOW_TRACKING_URI"}
+    xlir_keys = {k for k in local if k.startswith(("XLIR_", "MLFLOW_TRACKING_")) and k not in {"XLIR_MLFLOW_UI_URL"}}
+    assert {"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= xlir_keys
     assert xlir_keys - set(compose_env) == set()
     same = ("AIRFLOW__CORE__LOAD_EXAMPLES", "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "AIRFLOW__CORE__AUTH_MANAGER",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR")
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR",
+            "MLFLOW_TRACKING_USERNAME")
     assert {k: compose_env[k] for k in same} == {k: local[k] for k in same}
     init = services["airflow-init"]
     assert init["entrypoint"] == ["xlir"] and init["command"] == ["stack", "init"]  # the local stack's init code
@@ -231,3 +235,139 @@ def test_compose_init_command_sets_the_password_from_the_environment_and_the_poo
     pools = subprocess.run([sys.executable, "-m", "airflow", "pools", "get", "xlir_promotion", "-o", "json"], env=env,
                            capture_output=True, text=True, timeout=300)
     assert pools.returncode == 0 and json.loads(pools.stdout)[0]["slots"] in (1, "1")
+
+
+# ---------------------------------------------------------------- issue 13: settings, secrets, MLflow's auth
+
+
+def dot_env_example() -> dict[str, str]:
+    return dict(line.split("=", 1) for line in (REPO_ROOT / ".env.example").read_text().splitlines()
+                if "=" in line and not line.startswith("#"))
+
+
+def resolve(value: str, dot_env: dict[str, str]) -> str:
+    """``value`` as compose interpolates it with ``dot_env`` as .env."""
+    def sub(m):
+        got = dot_env.get(m["name"], "")
+        if m["op"] in (":?", ":-") and not got or m["op"] in ("?", "-") and m["name"] not in dot_env:
+            return m["arg"] if (m["op"] or "").endswith("-") else pytest.fail(f"{m['name']}: {m['arg']}")
+        return got
+    return VAR.sub(sub, str(value))
+
+
+def depends_on_all(services: dict, name: str) -> set[str]:
+    seen, todo = set(), [name]
+    while todo:
+        for dep in services[todo.pop()].get("depends_on") or {}:
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def test_compose_refuses_to_start_with_a_change_me_left(services, tmp_path):
+    """config-check (`xlir stack check-env`) runs before any database or store, with every value
+    .env.example marks CHANGE-ME; it exits non-zero while any is left, naming it but never a value."""
+    import os
+    import subprocess
+    import sys
+
+    check = services["config-check"]
+    assert check["entrypoint"] == ["xlir"] and check["command"] == ["stack", "check-env"]
+    example = dot_env_example()
+    placeholders = {k for k, v in example.items() if v == "CHANGE-ME"}
+    assert placeholders <= set(check["environment"]), sorted(placeholders - set(check["environment"]))
+    for name in set(services) - {"config-check"}:  # nothing starts before the check passed
+        assert "config-check" in depends_on_all(services, name), name
+    for name in ("postgres", "redis", "minio"):
+        assert services[name]["depends_on"]["config-check"]["condition"] == "service_completed_successfully"
+
+    def run(dot_env: dict[str, str]) -> subprocess.CompletedProcess:
+        env = {k: resolve(v, dot_env) for k, v in check["environment"].items()}
+        return subprocess.run([sys.executable, "-m", "xlir.cli", *check["command"]], capture_output=True, text=True,
+                              timeout=120, env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), **env})
+
+    as_shipped = run(example)
+    assert as_shipped.returncode != 0
+    out = as_shipped.stdout + as_shipped.stderr
+    assert all(k in out for k in placeholders) and "CHANGE-ME" in out
+    filled = {k: (f"real-{k.lower()}-value" if v == "CHANGE-ME" else v) for k, v in example.items()}
+    ok = run(filled)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert not any(v in ok.stdout + ok.stderr for k, v in filled.items() if k in placeholders)
+    one_left = run({**filled, "MLFLOW_PIPELINE_PASSWORD": "CHANGE-ME"})
+    assert one_left.returncode != 0 and "MLFLOW_PIPELINE_PASSWORD" in one_left.stdout + one_left.stderr
+    assert "AIRFLOW_JWT_SECRET" not in one_left.stdout + one_left.stderr
+    short = run({**filled, "MLFLOW_ADMIN_PASSWORD": "short"})
+    assert short.returncode != 0 and "MLFLOW_ADMIN_PASSWORD" in short.stdout + short.stderr
+
+
+def test_the_init_checks_and_refuses_a_change_me_too():
+    from xlir.stack.init import InitError, check_settings, placeholders
+
+    assert placeholders({"A": "x", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://airflow:CHANGE-ME@db/airflow",
+                         "B": "change-me"}) == ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "B"]
+    with pytest.raises(InitError, match="AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") as e:
+        check_settings({"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://airflow:CHANGE-ME@db/airflow"})
+    assert "postgresql://" not in str(e.value)  # names, never values
+    check_settings({"AIRFLOW_ADMIN_PASSWORD": "a-real-one", "MLFLOW_TRACKING_PASSWORD": "long-enough-pw"})
+
+
+SECRET = re.compile(r"PASSWORD|SECRET|FERNET|ACCESS_KEY|_AUTH$")
+SHELL_VAR = re.compile(r"\$\$\{?([A-Z0-9_]+)")
+
+
+def test_no_secret_is_passed_on_a_command_line(compose):
+    """A process's command line is readable by every local user (/proc/PID/cmdline, `ps`): no service
+    passes a secret as an argument, compose-interpolated or expanded by its shell, except to a shell
+    builtin (printf, export) that starts no process; the postgres init script reads them with \\getenv."""
+    for name, s in compose["services"].items():
+        for key in ("command", "entrypoint"):
+            value = s.get(key) or []
+            parts = value if isinstance(value, list) else [value]
+            for part in map(str, parts):
+                assert not [m["name"] for m in VAR.finditer(part) if SECRET.search(m["name"])], (name, key, part)
+                for step in re.split(r"&&|\|\||;|\|", part):
+                    named = [v for v in SHELL_VAR.findall(step) if SECRET.search(v)]
+                    assert not named or step.split()[0] in ("printf", "export"), (name, step)
+    script = (REPO_ROOT / "mlflow" / "postgres-init.sh").read_text()
+    assert "\\getenv airflow_pw AIRFLOW_DB_PASSWORD" in script and "\\getenv mlflow_pw MLFLOW_DB_PASSWORD" in script
+    assert not re.search(r"-v\s+\w+=\S*PASSWORD", script)
+    mlflow = compose["services"]["mlflow"]
+    uri = mlflow["command"][mlflow["command"].index("--backend-store-uri") + 1]
+    assert uri == "postgresql+psycopg2://mlflow@postgres:5432/mlflow"  # the password comes as PGPASSWORD
+    assert mlflow["environment"]["PGPASSWORD"] == "${MLFLOW_DB_PASSWORD:?set MLFLOW_DB_PASSWORD in .env}"
+
+
+def test_mlflow_runs_the_basic_auth_app_as_the_local_stack_does(services, tmp_path):
+    """Same app, same settings by environment, the same config file (mlflow/basic_auth.ini, baked into the
+    image) as the local stack writes; the pipeline's user by environment; airflow-init creates it."""
+    from xlir.stack.mlflow_auth import PIPELINE_USER, auth_ini, server_env
+    from xlir.stack.processes import LocalStack
+
+    mlflow = services["mlflow"]
+    assert mlflow["command"][:3] == ["server", "--app-name", "basic-auth"]
+    local = LocalStack(tmp_path)
+    local_keys = set(local.mlflow_server_env(echo=lambda *_: None)) & set(server_env("x", "y", "z"))
+    assert local_keys == set(server_env("x", "y", "z")) and local_keys <= set(mlflow["environment"])
+    config = mlflow["environment"]["MLFLOW_AUTH_CONFIG_PATH"]
+    assert f"COPY basic_auth.ini {config}" in (REPO_ROOT / "mlflow" / "Dockerfile").read_text()
+    shipped = (REPO_ROOT / "mlflow" / "basic_auth.ini").read_text()
+    assert shipped == auth_ini("postgresql+psycopg2://mlflow@postgres:5432/mlflow")
+    assert (local.state / "mlflow" / "auth" / "basic_auth.ini").read_text() == auth_ini(
+        f"sqlite:///{local.state / 'mlflow' / 'auth' / 'basic_auth.db'}")
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read_string(shipped)
+    assert "admin_password" not in cfg["mlflow"] and not re.search(r"://[^/@]*:[^/@]*@", cfg["mlflow"]["database_uri"])
+    for name, s in airflow_services(services).items():
+        assert s["environment"]["MLFLOW_TRACKING_USERNAME"] == PIPELINE_USER, name
+    init = services["airflow-init"]
+    assert init["environment"]["MLFLOW_ADMIN_PASSWORD"].startswith("${MLFLOW_ADMIN_PASSWORD:?")
+    assert init["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    assert not any("MLFLOW_ADMIN_PASSWORD" in s.get("environment", {}) for n, s in services.items()
+                   if n not in ("airflow-init", "config-check"))  # the admin's password only where it is used
+    server_pins = dict(line.split("==", 1) for line in (REPO_ROOT / "mlflow" / "requirements.txt").read_text().splitlines()
+                       if "==" in line and not line.startswith("#"))
+    assert {"Flask-WTF", "WTForms"} <= set(server_pins)  # mlflow's `auth` extra

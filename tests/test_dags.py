@@ -1,48 +1,22 @@
 """The Airflow DAGs: they import, follow the conventions, refuse bad params, and run end to end.
 
 One isolated AIRFLOW_HOME (SQLite, ``airflow db migrate`` once) per test process, set before
-Airflow is imported; the end-to-end runs use ``dag.test()`` with the tiny encoder on a small
-slice of MLQA-R, evaluated on 3 XQuAD-R questions per language, against one real MLflow server
+Airflow is imported (the ``airflow_home``, ``airflow_db`` and ``dagbag`` fixtures of conftest.py);
+the end-to-end runs use ``dag.test()`` with the tiny encoder on a small slice of MLQA-R, evaluated on 3 XQuAD-R questions per language, against one real MLflow server
 (tests/mlflow_server.py). Each test owns its registered-model name, experiment and folders.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from xlir.stack.env import airflow_env
-
-_HOME = Path(tempfile.mkdtemp(prefix="xlir-airflow-test-"))
-atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
-os.environ.update(airflow_env(_HOME))
-os.environ["XLIR_INGEST_SCHEDULE"] = "*/15 * * * *"
-
 DAG_IDS = {"xlir_ingest", "xlir_train", "xlir_compare"}
-
-
-@pytest.fixture(scope="session")
-def airflow_db():
-    """``airflow db migrate`` once per test process, in the isolated home."""
-    if not (_HOME / "airflow.db").is_file():
-        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
-                       env=os.environ.copy(), timeout=600)
-    return _HOME
-
-
-@pytest.fixture(scope="session")
-def dagbag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
 
 
 # ------------------------------------------------------------------ structure
@@ -65,7 +39,7 @@ def test_every_dag_has_tags_owner_docs_and_retries(dagbag, dag_id):
     assert any(t.retries > 0 for t in dag.tasks)
 
 
-def test_dag_files_import_no_heavy_library_at_top_level():
+def test_dag_files_import_no_heavy_library_at_top_level(airflow_home):
     code = ("import sys, runpy; [runpy.run_path(f'dags/{n}.py') for n in ('xlir_ingest', 'xlir_train', 'xlir_compare')]; "
             "heavy = [m for m in ('torch', 'mlflow', 'pandas', 'faiss', 'sentence_transformers', 'transformers') "
             "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
@@ -114,7 +88,7 @@ def test_params_carry_title_description_and_bounds(dagbag):
     assert schema["alpha"]["minimum"] == 0 and schema["alpha"]["maximum"] == 1
     assert "smoke" in schema["gate_profile"]["enum"]
     for name, s in schema.items():
-        assert s.get("title") and described[name], name
+        assert s.get("title") and described[name] and s.get("section"), name
 
 
 @pytest.mark.parametrize("bad", [
@@ -128,6 +102,10 @@ def test_params_carry_title_description_and_bounds(dagbag):
     {"promote": "yes"},
     {"eval_questions_per_lang": 0},
     {"train_datasets": []},
+    {"merge_with_base": "best"},
+    {"merge_with_base": 1.5},
+    {"align_weight": -1},
+    {"eval_max_seq_length": 4},
 ])
 def test_train_params_refuse_bad_values_at_trigger_time(dagbag, bad):
     from airflow.sdk.definitions.param import ParamsDict
@@ -203,9 +181,21 @@ def pipeline_dirs(tmp_path, monkeypatch):
     return dirs
 
 
+@pytest.fixture(autouse=True)
+def test_deployment(request, monkeypatch, tmp_path_factory):
+    """The deployment the end-to-end runs belong to. The deployment, never a trigger's conf, names the
+    gate profile, the gating evaluation (its floor of questions per language, seed and length) and the
+    folders training files may come from (issue 13); these runs gate on the smoke profile with 3
+    questions per language and train on files under pytest's temporary folder."""
+    if "small_train_file" in request.fixturenames:
+        monkeypatch.setenv("XLIR_PIPELINE_DEFAULTS", json.dumps(
+            {"gate_profile": "smoke", "eval_questions_per_lang": 3, "eval_max_seq_length": 32}))
+        monkeypatch.setenv("XLIR_DATA_ROOTS", str(tmp_path_factory.getbasetemp()))
+
+
 def run_conf(train_file: str, **kw) -> dict:
     return {"base_model": "tiny", "train_datasets": [train_file], "strategy": "hybrid", "alpha": 0.5, "steps": 2,
-            "batch_size": 4, "max_seq_length": 32, "checkpoint_every": 1, "validation_fraction": 0.0, "eval_datasets": ["xquad-r"],
+            "batch_size": 4, "max_seq_length": 32, "eval_max_seq_length": 32, "checkpoint_every": 1, "validation_fraction": 0.0, "eval_datasets": ["xquad-r"],
             "eval_questions_per_lang": 3, "registered_model": unique("enc"), "experiment": unique("exp"), **kw}
 
 
@@ -362,3 +352,84 @@ def test_compare_dag_trains_each_variant_and_logs_table_and_chart(dagbag, mlflow
     assert metrics["info"]["precision"] == "int8"
     files = {f.path for f in MlflowClient(mlflow_uri).list_artifacts(out["mlflow_run_id"], "comparison")}
     assert files == {"comparison/comparison.md", "comparison/comparison.png"}
+
+
+# ------------------------------------------------------------------ failure behaviour (issue 13)
+
+
+def test_every_task_has_an_execution_timeout_and_promotion_ends_before_the_lock_lease(dagbag):
+    from datetime import timedelta
+
+    from xlir.pipeline.dag_support import TASK_TIMEOUTS, task_timeout
+    from xlir.registry.lock import lock_lease
+
+    for dag_id in sorted(DAG_IDS):
+        dag = dagbag.dags[dag_id]
+        assert {t.task_id for t in dag.tasks} == set(TASK_TIMEOUTS[dag_id]), dag_id  # none forgotten, none stale
+        for t in dag.tasks:
+            assert t.execution_timeout == task_timeout(dag_id, t.task_id) > timedelta(0), (dag_id, t.task_id)
+    promote = dagbag.dags["xlir_train"].get_task("promote").execution_timeout
+    assert promote < timedelta(seconds=lock_lease())
+    for dag_id, task_id in (("xlir_train", "train"), ("xlir_compare", "train")):
+        assert dagbag.dags[dag_id].get_task(task_id).execution_timeout >= timedelta(hours=24)
+
+
+def test_a_promote_timeout_not_below_the_lock_lease_is_a_dag_import_error(airflow_db, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("XLIR_PROMOTE_TIMEOUT", "900")
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    assert "xlir_train" not in bag.dags
+    assert any("must be below the registry lock's lease" in err for err in bag.import_errors.values())
+    monkeypatch.setenv("XLIR_REGISTRY_LOCK_LEASE", "1800")
+    assert "xlir_train" in DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags
+
+
+REFUSED_CONFS = {
+    "looser gate profile": ({"gate_profile": "smoke"}, "retrieval.min_gain_mul"),
+    "loosening override": ({"gate_overrides": {"retrieval.min_gain_mul": -1.0}}, "is looser than"),
+    "below the evaluation floor": ({"eval_questions_per_lang": 1}, "below the deployment's floor"),
+    "another evaluation seed": ({"eval_seed": 3}, "eval_seed 3"),
+    "file outside the data roots": ({"train_datasets": ["/etc/hostname"]}, "not under a data root"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED_CONFS))
+def test_train_dag_refuses_what_only_the_deployment_decides_in_prepare_before_any_training(
+        dagbag, mlflow_uri, small_train_file, pipeline_dirs, monkeypatch, case):
+    from xlir.registry import Registry
+
+    monkeypatch.setenv("XLIR_PIPELINE_DEFAULTS", json.dumps({"gate_profile": "default", "eval_questions_per_lang": 3,
+                                                             "eval_max_seq_length": 32}))
+    extra, message = REFUSED_CONFS[case]
+    conf = run_conf(small_train_file, **extra)
+    dr = dagbag.dags["xlir_train"].test(run_conf=conf)
+    st = states(dr)
+    assert str(getattr(dr.state, "value", dr.state)) == "failed", st
+    assert st["prepare"] == "failed" and st["train"] == "upstream_failed" and st["promote"] == "upstream_failed", st
+    assert not list(pipeline_dirs["pipeline"].rglob("train_config.json"))  # nothing trained
+    assert not Registry(mlflow_uri, conf["registered_model"]).exists()  # nothing registered
+    exp = Registry(mlflow_uri, conf["registered_model"]).client.get_experiment_by_name(conf["experiment"])
+    assert exp is None  # not even an MLflow run was opened
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as s:  # refused once (a PolicyError fails the task for good), not retried
+        ti = s.query(TaskInstance).filter_by(dag_id="xlir_train", run_id=dr.run_id, task_id="prepare").one()
+        assert ti.try_number == 1
+    from xlir.pipeline.params import PolicyError
+    from xlir.pipeline.tasks import prepare_training_data
+
+    with pytest.raises(PolicyError, match=message):  # the task's error, as its log shows it
+        prepare_training_data("same-conf", conf)
+
+
+def test_a_data_version_that_is_a_path_is_refused_at_trigger_time(dagbag):
+    from airflow.sdk.definitions.param import ParamsDict
+    from airflow.sdk.exceptions import ParamValidationError
+
+    for bad in ("../x", "/etc", "../../store/0123456789abcdef"):
+        params = ParamsDict(dagbag.dags["xlir_train"].params)
+        with pytest.raises((ParamValidationError, ValueError)):
+            params["data_version"] = bad
+            params.validate()

@@ -1,4 +1,4 @@
-"""Loaders against the published counts (METHOD.md, LAReQA README, DREAM paper)."""
+"""Loaders against the published counts (docs/METHOD.md section 3, LAReQA README, DREAM paper)."""
 
 import pytest
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from xlir.config import EvalConfig
+from xlir.evaluation.config import EvalConfig
 from xlir.evaluation import evaluate
 from xlir.evaluation import encode as encode_mod
 from xlir.evaluation import ranking
@@ -58,3 +58,27 @@ def test_random_encoder_scores_far_below_a_real_signal(cache, tmp_path):
     m = evaluate(EvalConfig(model="tiny", dataset="xquad-r", max_questions_per_lang=10, output_dir=tmp_path, max_seq_length=32), progress=False).metrics
     assert m["xquad_r.map.mul"] < 0.05
     assert np.isfinite(m["xquad_r.rank_distance"])
+
+
+def test_a_torn_cache_entry_is_computed_again_not_an_error(cache, tmp_path):
+    from xlir.evaluation.encode import cache_key, encode_cached
+
+    class Model:
+        calls = 0
+
+        def encode(self, texts, **kw):
+            Model.calls += 1
+            return np.ones((len(texts), 3), dtype=np.float32)
+
+    texts = ["a", "b", "c"]
+    first = encode_cached(Model(), "fp", texts, "query", batch_size=2, max_seq_length=16, show_progress=False)
+    path = cache / "embeddings" / f"{cache_key('fp', texts, 'query', 16)}.npy"
+    assert not first.cached and path.exists() and not list(path.parent.glob("*.tmp"))
+    path.with_suffix(".json").write_text('{"seconds": 1.')  # killed while the metadata was written
+    again = encode_cached(Model(), "fp", texts, "query", batch_size=2, max_seq_length=16, show_progress=False)
+    assert not again.cached and Model.calls == 2
+    third = encode_cached(Model(), "fp", texts, "query", batch_size=2, max_seq_length=16, show_progress=False)
+    assert third.cached and Model.calls == 2  # whole again
+    np.save(path, np.ones((2, 3), dtype=np.float32))  # an entry of the wrong size is a miss too
+    assert not encode_cached(Model(), "fp", texts, "query", batch_size=2, max_seq_length=16,
+                             show_progress=False).cached

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xlir.config import EvalConfig
+from xlir.evaluation.config import EvalConfig
 from xlir.data import load_dataset
 from xlir.evaluation import evaluate
 from xlir.evaluation.metrics import average_precision

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tiny_training import torch_threads
-from xlir.config import EvalConfig
+from xlir.evaluation.config import EvalConfig
 from xlir.errors import XlirError
 from xlir.evaluation import evaluate
 from xlir.models import load_encoder
@@ -107,7 +107,7 @@ def test_the_cli_labels_the_fast_path(tmp_path, monkeypatch):
     assert "INT8 FAST PATH (not for gating)" in text and "1 torch threads" in text
     bad = CliRunner().invoke(app, ["evaluate", "--model", "tiny", "--precision", "fp16"])
     assert isinstance(bad.exception, XlirError)  # the entry point prints it as one line, no traceback
-    assert str(bad.exception) == "--precision: Input should be 'fp32' or 'int8'"
+    assert str(bad.exception) == "invalid evaluation options: --precision: Input should be 'fp32' or 'int8' (got 'fp16')"
 
 
 def test_flop_counts_follow_the_formula_and_padding():

@@ -240,3 +240,27 @@ def test_the_summary_groups_failed_languages():
     d = evaluate_gates(cand, champ, load_gates(overrides={"bias.max_spread_increase": None}))
     assert d.summary() == "gate rejected: retrieval.min_gain_mul, retrieval.language_drop[th,vi] (profile default v1)"
     assert d.tags()["gate.failed"] == "retrieval.min_gain_mul,retrieval.language_drop.th,retrieval.language_drop.vi"
+
+
+# ---------------------------------------------------------------- which of two gate configs is stricter
+
+
+def test_loosened_orders_every_setting_and_names_each_loosening():
+    from xlir.registry.gates import NOT_GATES, SAME, STRICTER, _settable_keys, loosened
+
+    # every settable gate has a direction (a new one must say which way is stricter, or it escapes the check)
+    assert set(_settable_keys()) == set(STRICTER) | set(SAME) | set(NOT_GATES) | {"on_eval_mismatch"}
+    default, strict, smoke = load_gates("default"), load_gates("strict"), load_gates("smoke")
+    assert loosened(strict, default) == [] and loosened(default, default) == []
+    assert len(loosened(smoke, default)) == 10 and len(loosened(default, strict)) == 11
+    assert loosened(load_gates("default", {"retrieval.min_gain_mul": 0.01, "bias.rank_distance_ceiling": 900}),
+                    default) == []  # tightening, and switching on a check the floor leaves off
+    assert loosened(load_gates("default", {"bias.rank_distance_ceiling": 900}),
+                    load_gates("default", {"bias.rank_distance_ceiling": 800})) == [
+        "bias.rank_distance_ceiling 900.0 is looser than 800.0 (lower is stricter)"]
+    assert loosened(load_gates("default", {"retrieval.floor_mo": None}), default) == [
+        "retrieval.floor_mo is switched off (needs 0.5 or stricter)"]
+    assert loosened(load_gates("default", {"bias.spread_measure": "std"}), default) == [
+        "bias.spread_measure 'std' is not 'range'"]
+    assert loosened(default, load_gates("default", {"on_eval_mismatch": "refuse"})) == [
+        "on_eval_mismatch 'reevaluate' is looser than 'refuse'"]

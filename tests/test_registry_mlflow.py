@@ -12,7 +12,7 @@ import pytest
 
 from mlflow_server import tracking_uri as uri, unique  # noqa: F401 (uri is a fixture)
 from tiny_training import one_thread  # noqa: F401 - an autouse fixture: one torch thread
-from xlir.config import EvalConfig
+from xlir.evaluation.config import EvalConfig
 from xlir.registry import (
     EvalMismatchError,
     GateConfigError,
@@ -27,7 +27,7 @@ from xlir.registry import (
     track_pipeline_run,
 )
 from xlir.registry import promotion
-from xlir.registry.server import free_port
+from xlir.net import free_port
 
 LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
 EVAL = EvalConfig(model="tiny", dataset="xquad-r", max_questions_per_lang=5, max_seq_length=32)
@@ -58,7 +58,7 @@ def reg(uri, tmp_path):
 
 
 def baseline(reg, m=E5_UNTUNED):
-    return reg.ensure_baseline("tiny", EVAL, evaluator=lambda cfg: m)
+    return promotion.ensure_baseline(reg, "tiny", EVAL, evaluator=lambda cfg: m)
 
 
 def candidate(reg, tiny, pid, m, eval_cfg=EVAL):
@@ -285,8 +285,8 @@ def test_int8_evaluations_are_never_registered_or_gated(reg, tiny):
             reg.register_model(tiny, run.run_id, "run-int8", metrics(mul=0.9), int8)
     assert reg.find_version("run-int8") is None
     with pytest.raises(RegistryError, match="precision 'int8'"):
-        Registry(reg.tracking_uri, unique("enc"), experiment=reg.experiment).ensure_baseline(
-            "tiny", int8, evaluator=lambda cfg: pytest.fail("evaluated"))
+        promotion.ensure_baseline(Registry(reg.tracking_uri, unique("enc"), experiment=reg.experiment),
+                                  "tiny", int8, evaluator=lambda cfg: pytest.fail("evaluated"))
     v = candidate(reg, tiny, "run-fp32", metrics(mul=0.6))
     reg.set_tags(v, {"eval.config": json.dumps({**EVAL.model_dump(mode="json", exclude={"output_dir"}), "precision": "int8"})})
     with pytest.raises(GateError, match="cannot gate v2.*int8"):
@@ -399,3 +399,122 @@ def test_cli_shows_promotes_and_rolls_back(reg, tiny):
     assert "say which version" in str(out.exception)
     gates = runner.invoke(app, ["gates", "--profile", "strict", "--gate", "bias.spread_ceiling=0.25"])
     assert gates.exit_code == 0 and json.loads(gates.stdout)["bias"]["spread_ceiling"] == 0.25
+
+
+# ---------------------------------------------------------------- failure behaviour (issue 13)
+
+
+class _Wrapped:
+    """An MlflowClient whose calls pass through, except those a test replaces."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_a_retried_lock_creation_after_a_lost_reply_holds_the_lock_and_its_breaker(reg):
+    """The HTTP client retries a creation whose reply was lost: the retry collides with the lock its
+    own first attempt created. Same owner = held, at once (not a wait until the timeout)."""
+
+    class LostReplies(_Wrapped):
+        lost: list = []
+
+        def create_registered_model(self, name, tags=None, description=None):
+            self._client.create_registered_model(name, tags=tags, description=description)  # the server creates it,
+            if name not in self.lost:  # the reply is lost, and the client's retry hears "already exists"
+                self.lost.append(name)
+                self._client.create_registered_model(name, tags=tags, description=description)
+
+    t0 = time.monotonic()
+    with RegistryLock(LostReplies(reg.client), reg.name, purpose="retried", timeout=5, poll=0.05) as lock:
+        assert lock.held and time.monotonic() - t0 < 3
+        assert reg.client.get_registered_model(f"{reg.name}.lock").tags["owner"] == lock.owner
+    with pytest.raises(Exception, match="RESOURCE_DOES_NOT_EXIST|not found|does not exist"):
+        reg.client.get_registered_model(f"{reg.name}.lock")  # released: the lock knew it was its own
+
+    # the breaker lock the same way: a stale lock is broken at once, not after the breaker's own 30 s lease
+    RegistryLock(reg.client, reg.name, purpose="crashed", ttl=0.2).acquire()
+    time.sleep(0.3)
+    LostReplies.lost = [f"{reg.name}.lock"]  # only the breaker's reply is lost this time
+    t0 = time.monotonic()
+    with RegistryLock(LostReplies(reg.client), reg.name, purpose="next", timeout=5, poll=0.05) as lock:
+        assert time.monotonic() - t0 < 3
+        assert reg.client.get_registered_model(f"{reg.name}.lock").tags["owner"] == lock.owner
+    assert f"{reg.name}.lock.break" in LostReplies.lost
+
+
+def test_a_promotion_retried_after_the_alias_moved_completes_its_record(reg, tiny):
+    baseline(reg, metrics(mul=0.50))
+    v = candidate(reg, tiny, "run-lost", metrics(mul=0.60))
+    decision = promotion.decide(reg, v, load_gates())
+
+    class ReplyLostAfterTheMove(_Wrapped):
+        def set_registered_model_alias(self, name, alias, version):
+            self._client.set_registered_model_alias(name, alias, version)
+            if alias == "champion":
+                raise ConnectionError("reply lost after the server moved the alias")
+
+    real = reg.client
+    reg.client = ReplyLostAfterTheMove(real)
+    with pytest.raises(ConnectionError):
+        promotion.gate_and_promote(reg, v, "run-lost", load_gates(), decision=decision)
+    reg.client = real
+    assert aliases(reg) == {"champion": v, "previous-champion": 1}  # the move went through
+
+    retry = promotion.gate_and_promote(reg, v, "run-lost", load_gates(), decision=decision)  # the task's retry
+    assert retry.promoted and retry.status == "passed" and retry.previous_champion == 1
+    tags = reg.version(v).tags
+    assert tags["gate.status"] == "passed" and tags["gate.decided_by"] == "run-lost" and tags["promoted_by"] == "run-lost"
+    record = json.loads(artifact_text(reg, v, "gate/decision.json"))
+    assert record["status"] == "passed" and record["outcome"]["promoted"] is True and record["reference"]["version"] == 1
+    assert "promoted to champion" in artifact_text(reg, v, "model_card.md")
+
+    # an interruption that left nothing recorded at all (the alias moved by this run, no decision, no card):
+    # the retry, given the gate task's decision, records it and writes the card
+    w = candidate(reg, tiny, "run-bare", metrics(mul=0.70))
+    bare = promotion.decide(reg, w, load_gates())
+    reg.set_tags(w, {"promoted_by": "run-bare", "champion.previous": str(v)})
+    reg.client.set_registered_model_alias(reg.name, "previous-champion", str(v))
+    reg.client.set_registered_model_alias(reg.name, "champion", str(w))
+    again = promotion.gate_and_promote(reg, w, "run-bare", load_gates(), decision=bare)
+    assert again.status == "passed" and reg.version(w).tags["gate.decided_by"] == "run-bare"
+    assert json.loads(artifact_text(reg, w, "gate/decision.json"))["outcome"]["recorded_on_retry"] is True
+    assert "promoted to champion" in artifact_text(reg, w, "model_card.md")
+    # a version that some other run made champion is reported as such, and nothing is rewritten
+    other = promotion.gate_and_promote(reg, w, "run-other", load_gates(), decision=bare)
+    assert other.status == "already-champion"
+
+
+def test_a_deleted_champion_falls_back_to_the_previous_champion_not_the_untuned_baseline(reg, tiny, caplog):
+    baseline(reg, metrics(mul=0.40))
+    for i, mul in enumerate((0.50, 0.60), start=2):
+        v = candidate(reg, tiny, f"run-{i}", metrics(mul=mul))
+        assert promotion.gate_and_promote(reg, v, f"run-{i}", load_gates(), model_card=False).promoted
+    assert aliases(reg) == {"champion": 3, "previous-champion": 2}
+    reg.client.delete_model_version(reg.name, "3")
+    assert aliases(reg) == {"champion": None, "previous-champion": 2}
+
+    # no gate against nothing while the previous champion exists
+    v4 = candidate(reg, tiny, "run-4", metrics(mul=0.45))
+    with pytest.raises(GateError, match="no champion but previous-champion v2"):
+        promotion.gate_and_promote(reg, v4, "run-4", load_gates(), model_card=False)
+    assert aliases(reg) == {"champion": None, "previous-champion": 2}
+
+    # a pipeline run's ensure_baseline gives the alias back to v2 (not the untuned v1), and says so
+    with caplog.at_level("WARNING", logger="xlir.registry.promotion"):
+        assert promotion.ensure_baseline(reg, "tiny", EVAL, evaluator=lambda cfg: pytest.fail("evaluated"),
+                                         pipeline_run_id="run-5") == 2
+    assert aliases(reg) == {"champion": 2, "previous-champion": 1}
+    assert "previous-champion v2 is the champion again" in caplog.text
+    assert reg.version(2).tags["restored_by"] == "run-5" and "missing" in reg.version(2).tags["restored_reason"]
+    # and the candidate is gated against v2 again
+    assert promotion.gate_and_promote(reg, v4, "run-4", load_gates(), model_card=False).status == "rejected"
+
+    # rollback does the same instead of refusing
+    reg.client.delete_model_version(reg.name, "2")
+    assert aliases(reg) == {"champion": None, "previous-champion": 1}
+    back = promotion.rollback(reg, by="oncall")
+    assert back.status == "rolled-back" and back.champion == 1 and "is the champion again" in back.message
+    assert aliases(reg) == {"champion": 1, "previous-champion": None}

@@ -7,8 +7,9 @@ from types import SimpleNamespace
 import pytest
 
 from mlflow_server import tracking_uri as uri, unique  # noqa: F401 (uri is a fixture)
-from xlir.config import EvalConfig
+from xlir.evaluation.config import EvalConfig
 from xlir.registry import Registry, load_gates, track_pipeline_run
+from xlir.registry import promotion
 from xlir.registry.promotion import gate_and_promote
 from xlir.registry.report import render_report, version_report
 
@@ -57,7 +58,7 @@ def register_candidate(reg, tmp_path, xq: dict, dream: dict, dream_cfg=DREAM) ->
 
 
 def test_the_baseline_is_evaluated_on_every_dataset_asked_for(reg, tmp_path):
-    version = reg.ensure_baseline("tiny", XQ, also_evaluate=(DREAM,),
+    version = promotion.ensure_baseline(reg, "tiny", XQ, also_evaluate=(DREAM,),
                                   evaluator=fake_evaluator(tmp_path, {"xquad-r": xquad(0.3, 900.0), "dream": {"dream.map": 0.41}}))
     run = reg.client.get_run(reg.version(version).run_id)
     assert run.data.metrics["dream.map"] == 0.41 and run.data.metrics["xquad_r.map.mul"] == 0.3
@@ -65,7 +66,7 @@ def test_the_baseline_is_evaluated_on_every_dataset_asked_for(reg, tmp_path):
 
 
 def test_report_compares_the_candidate_with_the_champion_it_was_gated_on(reg, tmp_path):
-    old = reg.ensure_baseline("tiny", XQ, also_evaluate=(DREAM,),
+    old = promotion.ensure_baseline(reg, "tiny", XQ, also_evaluate=(DREAM,),
                               evaluator=fake_evaluator(tmp_path, {"xquad-r": xquad(0.3, 900.0), "dream": {"dream.map": 0.41}}))
     new = register_candidate(reg, tmp_path, xquad(0.5, 400.0), {"dream.map": 0.45})
     gate_and_promote(reg, new, "pipeline-x", load_gates("smoke"))
@@ -95,7 +96,7 @@ def test_report_compares_the_candidate_with_the_champion_it_was_gated_on(reg, tm
 
 
 def test_report_leaves_out_references_from_another_eval_config_and_lists_failed_checks(reg, tmp_path):
-    old = reg.ensure_baseline("tiny", XQ, also_evaluate=(DREAM,),
+    old = promotion.ensure_baseline(reg, "tiny", XQ, also_evaluate=(DREAM,),
                               evaluator=fake_evaluator(tmp_path, {"xquad-r": xquad(0.5, 400.0), "dream": {"dream.map": 0.41}}))
     other = DREAM.model_copy(update={"max_questions_per_lang": 7})
     new = register_candidate(reg, tmp_path, xquad(0.2, 1200.0), {"dream.map": 0.45}, dream_cfg=other)

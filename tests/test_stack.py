@@ -8,12 +8,13 @@ import json
 import os
 import stat
 import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 from mlqa_slice import write_mlqa_slice
 from xlir.stack.env import airflow_env
-from xlir.stack.processes import LocalStack
+from xlir.stack.processes import LocalStack, boot_id, start_time
 from xlir.stack.run import api_for, land_dataset
 
 
@@ -44,6 +45,75 @@ def test_a_stale_pid_file_is_not_a_running_service(tmp_path):
     assert stack.down(echo=lambda *_: None) == []
 
 
+def test_down_never_signals_an_unrelated_process_whose_pid_is_in_a_pid_file(tmp_path):
+    """A pid reused by another process whose command line names the service (another user's airflow
+    scheduler, an editor on airflow.cfg...) is not the stack's: the start time recorded with the pid
+    differs and, for a pid file of the older ``PID name`` format, it does not run in the stack's folder."""
+    stack = LocalStack(tmp_path / "stack")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "airflow scheduler", "mlflow server",
+                              "airflow api-server"], cwd=tmp_path)
+    try:
+        stack.pid_file("scheduler").parent.mkdir(parents=True)
+        stack.pid_file("scheduler").write_text(f"{other.pid} airflow scheduler\n")  # the older format
+        stack.pid_file("mlflow").write_text(f"{other.pid} mlflow server\n")
+        stack.pid_file("api-server").write_text(json.dumps({"pid": other.pid, "start": start_time(other.pid) - 1,
+                                                            "boot": boot_id()}))  # its pid, another start
+        assert [stack.pid(n) for n in ("scheduler", "mlflow", "api-server")] == [None, None, None]
+        for n in ("scheduler", "mlflow", "api-server"):
+            stack.pid_file(n).write_text(f"{other.pid} {n.replace('-', ' ')}\n")
+        assert stack.down(echo=lambda *_: None) == [] and stack.processes() == []
+        assert other.poll() is None  # still running: never signalled
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_service_is_known_by_the_pid_and_start_time_it_was_started_with(tmp_path):
+    stack = LocalStack(tmp_path / "stack")
+    stack.state.mkdir(parents=True)
+    pid = stack._spawn("triggerer", [sys.executable, "-c", "import time; time.sleep(300)"], dict(os.environ))
+    record = json.loads(stack.pid_file("triggerer").read_text())
+    assert record["pid"] == pid and record["start"] == start_time(pid) and record["boot"] == boot_id()
+    assert stack.pid("triggerer") == pid and stack.processes() == [pid]
+    assert stack.down(echo=lambda *_: None) == ["triggerer"]
+    assert start_time(pid) is None or Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
+
+
+def secrets_of(stack: LocalStack) -> dict[str, str]:
+    """Every password the stack generated, by where it is kept."""
+    out = {"airflow admin": json.loads(stack.passwords_file.read_text())["admin"]}
+    for f in sorted((stack.state / "mlflow" / "auth").glob("*.password")):
+        out[f"mlflow {f.stem}"] = f.read_text().strip()
+    for f in sorted((stack.state / "postgres").glob("*password")):
+        out[f"postgres {f.name}"] = f.read_text().strip()
+    return out
+
+
+def check_no_secret_on_a_command_line(stack: LocalStack) -> None:
+    """``/proc/PID/cmdline`` of every stack process (readable by any local user) holds no password."""
+    secrets = secrets_of(stack)
+    assert len(secrets) >= 3 and all(len(v) >= 12 for v in secrets.values()), secrets.keys()
+    pids = stack.processes()
+    assert pids
+    for pid in pids:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        leaked = [name for name, value in secrets.items() if value in cmdline]
+        assert not leaked, (pid, leaked)
+
+
+def check_anonymous_alias_move_refused(stack: LocalStack, model: str) -> None:
+    from xlir.stack.mlflow_auth import request
+
+    status, _ = request(stack.mlflow_uri, "POST", "/api/2.0/mlflow/registered-models/alias",
+                        {"name": model, "alias": "champion", "version": "1"})
+    assert status == 401
+    status, _ = request(stack.mlflow_uri, "DELETE", "/api/2.0/mlflow/registered-models/delete", {"name": model})
+    assert status == 401
+
+
 def test_land_dataset_renames_a_complete_copy_into_landing(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
@@ -55,7 +125,7 @@ def test_land_dataset_renames_a_complete_copy_into_landing(tmp_path):
     assert [p.name for p in landing.iterdir()] == ["mine"]
 
 
-TINY_DEFAULTS = {"base_model": "tiny", "steps": 2, "batch_size": 4, "max_seq_length": 32, "checkpoint_every": 1,
+TINY_DEFAULTS = {"base_model": "tiny", "steps": 2, "batch_size": 4, "max_seq_length": 32, "eval_max_seq_length": 32, "checkpoint_every": 1,
                  "validation_fraction": 0.0, "eval_questions_per_lang": 3, "eval_datasets": ["xquad-r", "dream"],
                  "gate_profile": "smoke", "gate_overrides": {"retrieval.min_gain_mul": -1.0}}
 
@@ -66,7 +136,7 @@ def test_system_stack_runs_the_pipeline_through_the_rest_api_and_stops_cleanly(t
     run reuses it; a run triggered with a conf; then everything stopped by pid."""
     from xlir.pipeline.tasks import ingest_dirs
     from xlir.registry import Registry
-    from xlir.registry.server import free_port
+    from xlir.net import free_port
     from xlir.stack.run import published_versions, run_default
 
     train = write_mlqa_slice(tmp_path / "train.jsonl", slice(0, 30))
@@ -78,9 +148,19 @@ def test_system_stack_runs_the_pipeline_through_the_rest_api_and_stops_cleanly(t
     pids = []
     try:
         stack.up(echo=lines.append)
-        assert sum("password" in line for line in lines) == 1
-        assert stat.S_IMODE(stack.passwords_file.stat().st_mode) == 0o600
+        secrets = secrets_of(stack)
+        # each admin password shown once (Airflow's, MLflow's), the pipeline's never
+        assert sum(secrets["airflow admin"] in line for line in lines) == 1
+        assert sum(secrets["mlflow admin"] in line for line in lines) == 1
+        assert not any(secrets["mlflow xlir"] in line for line in lines)
+        auth = stack.state / "mlflow" / "auth"  # passwords, secret key, config; the user DB: SQLite's mode
+        assert stat.S_IMODE(auth.stat().st_mode) == 0o700
+        for f in (stack.passwords_file, *auth.glob("*.password"), auth / "flask-secret-key", auth / "basic_auth.ini"):
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
         assert all(s.running for s in stack.status())
+        check_no_secret_on_a_command_line(stack)
+        for key, value in stack.mlflow_client_env().items():  # this test reads the registry as the pipeline
+            monkeypatch.setenv(key, value)
         pids = stack.processes()
         listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines()
         ours = [line for line in listening if any(f"pid={p}," in line for p in pids)]
@@ -106,6 +186,8 @@ def test_system_stack_runs_the_pipeline_through_the_rest_api_and_stops_cleanly(t
         assert f"{stack.api_url}/dags/xlir_train/runs/{run['dag_run_id']}" in text
         reg = Registry(stack.mlflow_uri, "system-enc")
         assert reg.champion().version == first["promotion"]["version"] == 2
+        check_anonymous_alias_move_refused(stack, "system-enc")
+        assert reg.champion().version == 2
 
         # 2. a second run: nothing new to ingest, so the last training run is shown, not repeated
         n_runs = len(api.runs("xlir_train"))

@@ -7,7 +7,7 @@ import pytest
 
 from mlflow_server import tracking_uri as uri, unique  # noqa: F401 (uri is a fixture)
 from tiny_training import one_thread  # noqa: F401 - an autouse fixture
-from xlir.config import EvalConfig
+from xlir.evaluation.config import EvalConfig
 from xlir.registry import Registry, TrackingError, load_gates, track_pipeline_run
 from xlir.registry import promotion
 
@@ -92,7 +92,7 @@ def test_a_real_tiny_pipeline_is_tracked_registered_and_gated(uri, tmp_path, mon
     pid = "scheduled__2026-01-01"
     base_eval = EvalConfig(model="tiny", dataset="xquad-r", max_questions_per_lang=5, max_seq_length=32,
                            output_dir=tmp_path / "eval-base")
-    champion = reg.ensure_baseline("tiny", base_eval)  # a real evaluation of the untuned base encoder
+    champion = promotion.ensure_baseline(reg, "tiny", base_eval)  # a real evaluation of the untuned base encoder
     assert champion == 1
 
     data = _data_file(tmp_path)

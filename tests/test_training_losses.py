@@ -59,7 +59,7 @@ def test_the_loss_and_its_gradients_match_and_training_uses_it(tmp_path):
 
     data = write_parallel_qa(tmp_path / "qa.jsonl", ids=20)
     cfg = TrainConfig(base_model="tiny", train_datasets=[data], steps=2, batch_size=4, max_seq_length=32,
-                      validation_fraction=0, length_groups=3, output_dir=tmp_path / "r")
+                      validation_fraction=0, length_groups=3, align_weight=0.0, output_dir=tmp_path / "r")
     from xlir.training.trainer import build_trainer
 
     trainer, _ = build_trainer(cfg, prepare_training_data([data]), load_encoder("tiny", max_seq_length=32),
@@ -79,3 +79,55 @@ def test_the_loss_and_its_gradients_match_and_training_uses_it(tmp_path):
         theirs = embed_columns(model, [dict(f) for f in feats])
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ours, theirs))
     assert train(cfg, show_progress=False).steps == 2
+
+
+def test_alignment_term_pulls_towards_the_frozen_base_embedding_of_the_pivot_text(tmp_path):
+    import copy
+
+    model = load_encoder("tiny", max_seq_length=32)
+    teacher = copy.deepcopy(model)
+    pivots = [["query: short?", "query: short?", "query: mid length one?"], COLUMNS[1]]
+    loss_fn = LengthGroupedMNRLoss(model, scale=50, groups=3, teacher=teacher, align_weight=2.0)
+    assert not any(p is teacher_p for p in loss_fn.parameters() for teacher_p in teacher.parameters())
+    model.eval()  # no dropout: the student equals the teacher at the start
+    out = loss_fn([dict(f) for f in features(model, COLUMNS + pivots)], None)
+    assert set(out) == {"contrastive", "alignment"}
+    plain = LengthGroupedMNRLoss(model, scale=50, groups=3)([dict(f) for f in features(model, COLUMNS)], None)
+    assert float(out["contrastive"]) == pytest.approx(float(plain), rel=1e-5)
+    # row 0 and the passages are their own pivots (distance 0); rows 1 and 2 of the anchors are not
+    with torch.no_grad():
+        a = model.encode([COLUMNS[0][1], COLUMNS[0][2]], convert_to_tensor=True)
+        t = model.encode(["query: short?", "query: mid length one?"], convert_to_tensor=True)
+    expected = 2.0 * ((2 - 2 * torch.nn.functional.cosine_similarity(a, t)).sum() / 3) / 2
+    assert float(out["alignment"]) == pytest.approx(float(expected), rel=1e-4)
+    out["alignment"].backward()  # gradients reach the student only
+    assert any(p.grad is not None for p in model.parameters())
+    assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
+
+
+def test_pivot_columns_hold_the_english_version_of_each_row(tmp_path):
+    data = write_parallel_qa(tmp_path / "qa.jsonl", ids=6)
+    table = prepare_training_data([data], validation_fraction=0).train
+    frame = table.frame()
+    english = frame[(frame.lang_q == "en") & (frame.lang_p == "en")].set_index("parallel_id")
+    for i, row in frame.iterrows():
+        assert table.anchor_pivot[i] == english.loc[row.parallel_id, "anchor"]
+        assert table.positive_pivot[i] == english.loc[row.parallel_id, "positive"]
+    assert table.to_dataset(pivot=True).column_names == ["anchor", "positive", "negative", "anchor_pivot",
+                                                         "positive_pivot"]
+
+
+def test_training_with_the_alignment_term_logs_both_parts(tmp_path):
+    data = write_parallel_qa(tmp_path / "qa.jsonl", ids=20)
+    cfg = TrainConfig(base_model="tiny", train_datasets=[data], steps=3, batch_size=4, max_seq_length=32,
+                      validation_fraction=0, align_weight=1.0, output_dir=tmp_path / "r", log_every=1)
+    result = train(cfg, show_progress=False)
+    import json
+
+    logged = [json.loads(line) for line in (tmp_path / "r" / "train_log.jsonl").read_text().splitlines()]
+    parts = [r for r in logged if "alignment" in r]
+    assert len(parts) == 3 and all(r["alignment"] > 0 and "contrastive" in r for r in parts)
+    assert all(r["loss"] == pytest.approx(r["contrastive"] + r["alignment"], rel=1e-3) for r in parts)
+    assert result.steps == 3
+    with pytest.raises(ValueError, match="mini_batch_size"):
+        TrainConfig(align_weight=1.0, mini_batch_size=4)

@@ -102,6 +102,20 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(data_fil
     assert [s for s in steps if s] == sorted(s for s in steps if s), "no duplicated log lines after resume"
 
 
+def test_a_checkpoint_torn_by_a_kill_is_skipped_for_the_one_before_it(data_file, tmp_path, caplog):
+    whole = train(config(data_file, tmp_path / "whole", steps=8), show_progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(data_file, tmp_path / "cut", steps=8), callbacks=[Kill(6)], show_progress=False)
+    state = tmp_path / "cut" / "checkpoints" / "checkpoint-6" / "trainer_state.json"
+    state.write_text(state.read_text()[:40])  # the kill came while the trainer state was being written
+    with caplog.at_level("WARNING", logger="xlir.training.trainer"):
+        resumed = train(config(data_file, tmp_path / "cut", steps=8), show_progress=False)
+    assert "skipping checkpoint" in caplog.text and "unreadable trainer state" in caplog.text
+    assert resumed.resumed_from_step == 4 and resumed.steps == 8
+    a, b = weights(whole.model_dir), weights(resumed.model_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_gradcache_and_early_stopping_run(data_file, tmp_path):
     result = train(
         config(
@@ -147,3 +161,14 @@ def test_cli_trains_and_prints_the_model_folder(data_file, tmp_path):
     assert (tmp_path / "c" / "model" / "modules.json").is_file()
     saved = json.loads((tmp_path / "c" / "train_config.json").read_text())["config"]
     assert saved["strategy"] == "mono" and saved["train_datasets"] == [data_file]
+
+
+def test_a_folder_written_before_the_alignment_term_counts_as_trained_without_it(data_file, tmp_path):
+    out = tmp_path / "old"
+    train(config(data_file, out, steps=2, align_weight=0.0), show_progress=False)
+    saved = json.loads((out / "train_config.json").read_text())
+    del saved["hyperparameters"]["align_weight"]  # as written before the field existed
+    (out / "train_config.json").write_text(json.dumps(saved))
+    assert train(config(data_file, out, steps=2, align_weight=0.0), show_progress=False).steps == 2
+    with pytest.raises(XlirError, match=r"align_weight: 0.0 -> 1.0"):
+        train(config(data_file, out, steps=2), show_progress=False)  # today's default is not what it ran with

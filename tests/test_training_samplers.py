@@ -187,7 +187,27 @@ def test_cross_strategy_without_any_parallel_ids_is_a_clear_error():
         sampler(table, "cross")
 
 
-def test_epoch_length_covers_every_question_once():
+def test_an_epoch_has_as_many_batches_as_the_questions_fill():
     table = build_triplets([("s", questions(UNEVEN))], seed=0)  # 19 questions
     assert len(sampler(table, batch_size=4)) == 5
     assert len(list(sampler(table, batch_size=4))) == 5
+
+
+def test_the_factory_finds_each_table_by_content_so_copies_and_wrappers_work():
+    import pickle
+
+    from datasets import Dataset
+
+    from xlir.training.samplers import BatchSamplerFactory
+
+    train = build_triplets([("s", questions(UNEVEN))], seed=0)
+    val = build_triplets([("s", questions({"v1": ["en", "de"], "v2": ["ar", "en"]}, source="v"))], seed=0)
+    factory = BatchSamplerFactory({"train": (train, {}), "validation": (val, {"seed": 7})}, strategy="hybrid", alpha=0.5)
+    copied = Dataset.from_dict(train.to_dataset().to_dict())  # another object, same content
+    wrapped = val.to_dataset(pivot=True).select(range(len(val)))  # a selection with extra columns
+    assert factory(copied, 4).table is train and factory(wrapped, 4).seed == 7
+    assert set(factory.built) == {"train", "validation"}
+    reordered = Dataset.from_dict({c: list(reversed(v)) for c, v in train.to_dataset().to_dict().items()})
+    with pytest.raises(XlirError, match="matches none of its triplet tables"):
+        factory(reordered, 4)
+    assert pickle.loads(pickle.dumps(factory)).tables == {}  # saved with checkpoints, without the tables

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from xlir.config import EvalConfig
+from xlir.evaluation.config import EvalConfig
 from xlir.errors import XlirError
 from xlir.models import load_encoder
 from xlir.training import TrainConfig, prepare_training_data, train
@@ -73,7 +73,7 @@ def test_validation_metric_equals_the_evaluation_engine_on_the_same_ids(data_fil
     monkeypatch.setattr(run, "load_dataset", lambda name, split=None: val.dataset)
     monkeypatch.setenv("XLIR_CACHE_DIR", str(tmp_path))
     engine = run.evaluate(EvalConfig(model="tiny", dataset="validation", max_seq_length=32), progress=False).metrics
-    assert set(ours) == {f"val.{k}" for k in selection.HEADLINE}
+    assert set(ours) == {f"val.{k}" for k in selection.HEADLINE if ".seen" not in k and ".unseen" not in k}
     for k, v in ours.items():
         assert v == pytest.approx(engine["validation." + k.removeprefix("val.")], abs=1e-9), k
 
@@ -83,6 +83,9 @@ def test_selection_refuses_test_datasets_and_never_reads_them(data_file, monkeyp
         RetrievalValidation([("xquad-r", prepare_training_data([data_file]).validation_questions[data_file])])
     assert selection.is_test_source("dream:test") and selection.is_test_source("dream")
     assert not selection.is_test_source("dream:train") and not selection.is_test_source("mlqa-r")
+    for test_set in ("xquad-r", "dream:test"):  # nor trained on, whatever the selection
+        with pytest.raises(XlirError, match="zero-shot test set"):
+            prepare_training_data([test_set])
 
     import xlir.data.registry as registry
 
@@ -214,3 +217,26 @@ def test_early_stopping_on_the_retrieval_criterion(data_file, tmp_path, scripted
     result = train(config(data_file, tmp_path / "r", early_stopping_patience=1, merge_with_base="none"),
                    show_progress=False)
     assert result.stopped_early and result.steps == 4 and result.selected_step == 2
+
+
+def test_held_out_languages_are_validated_as_unseen_and_their_mo_loss_is_penalised(data_file, tmp_path):
+    m = {"val.map.mo": 0.80, "val.map.mul": 0.60, "val.map.mo.unseen": 0.70}
+    assert criterion(m, base_mo=0.80) == pytest.approx(0.60)  # no held-out reference: unseen not counted
+    assert criterion(m, base_mo=0.80, base_mo_unseen=0.73) == pytest.approx(0.60 - 10 * 0.03)
+    assert criterion(m, base_mo=0.80, base_mo_unseen=0.69) == pytest.approx(0.60)
+
+    data = prepare_training_data([data_file], validation_fraction=0.2, holdout_languages=["es"])
+    plain = prepare_training_data([data_file], validation_fraction=0.2)
+    assert "es" not in data.train.languages and "es" in plain.train.languages
+    assert data.validation_questions[data_file].equals(plain.validation_questions[data_file])  # same ids held out
+
+    result = train(config(data_file, tmp_path / "r", holdout_languages=["es"], merge_with_base="auto",
+                          merge_grid=[0.5, 1.0], merge_early_stop=False), show_progress=False)
+    base, tried = result.validation_base, result.merge_tried
+    assert {"val.map.mo.unseen", "val.map.mo.seen"} <= set(base) and all("val.map.mo.unseen" in r for r in tried)
+    for r in tried:
+        assert r["val.criterion"] == pytest.approx(criterion(r, base["val.map.mo"], 0.0, base["val.map.mo.unseen"]))
+    logged = [json.loads(x) for x in (tmp_path / "r" / "train_log.jsonl").read_text().splitlines()]
+    assert any("eval_retrieval_map_mo_unseen" in r for r in logged)
+    with pytest.raises(ValueError, match="retrieval validation"):
+        TrainConfig(holdout_languages=["es"], validation_fraction=0)

@@ -181,6 +181,12 @@ BAD_ROWS = {
         GOOD_ROWS + [dict(GOOD_ROWS[0], parallel_id=f"dup-{i}", lang="en") for i in range(3)], "duplicate_questions"
     ),
     "no parallel ids": ([dict(r, parallel_id=f"{r['parallel_id']}-{r['lang']}") for r in GOOD_ROWS], "parallel_coverage"),
+    "source not text": (rows_with(r1={"source": ["mlqa"]}), "column_type[source]"),
+    "control character": (rows_with(r0={"question": "Where was tea\x07 first drunk?"}), "text_chars[question]"),
+    "blank negative": (rows_with(r0={"negatives": ["It later spread along trade routes.", " "]}), "not_blank[negatives]"),
+    "negative from another paragraph": (rows_with(r0={"negatives": ["Coffee comes from Ethiopia."]}), "negatives_in_paragraph"),
+    "answer among its negatives": (rows_with(r0={"negatives": ["Tea was first drunk in southwest China."]}),
+                                   "negatives_exclude_answer"),
 }
 
 
@@ -305,3 +311,169 @@ def test_data_docs_site_is_written_on_request(tmp_path):
     assert not report.passed
     index = (tmp_path / "docs" / "index.html").read_text(encoding="utf-8")
     assert "xlir_questions-content" in index and "xlir_questions-structure-1-qa_jsonl" in index
+
+
+# ---------------------------------------------------------------- every field a format defines
+
+
+def _lareqa(lang: str = "en") -> dict:
+    return json.loads((FIXTURES / "lareqa" / f"{lang}.json").read_text(encoding="utf-8"))
+
+
+def _para(doc: dict) -> dict:
+    return doc["data"][0]["paragraphs"][0]
+
+
+def _answer(doc: dict, k: int = 0) -> dict:
+    return _para(doc)["qas"][k]["answers"][0]
+
+
+def _edit(change):
+    def build():
+        doc = _lareqa()
+        change(doc)
+        return doc
+    return build
+
+
+def _answer_between_sentences(doc):
+    """Sentence 0 ends before ' of the Czech Republic.'; an answer there is in no sentence."""
+    para = _para(doc)
+    para["sentences"][0] = "The river Elbe rises in the Krkonose mountains"
+    para["sentence_breaks"][0] = [0, 46]
+    para["qas"][0]["answers"] = [{"text": "Czech Republic", "answer_start": para["context"].index("Czech Republic")}]
+
+
+def _paragraph_without_questions(doc):
+    text = "Dresden lies on the Elbe.\x00"
+    doc["data"][0]["paragraphs"].append({"context": text, "sentences": [text], "sentence_breaks": [[0, len(text)]], "qas": []})
+
+
+BAD_LAREQA = {
+    # kind: (en.json as changed (validated with the fixture's de.json), the check that fails first)
+    "answer_start off the answer": (_edit(lambda d: _answer(d).update(answer_start=29)), "answer_start"),
+    "answer_start not an integer": (_edit(lambda d: _answer(d).update(answer_start=True)), "answer_start"),
+    "answer text not in context": (_edit(lambda d: _answer(d).update(text="Alps")), "answer_text"),
+    "answer without text": (_edit(lambda d: _answer(d).pop("text")), "answer_text"),
+    "answer between sentences": (_edit(_answer_between_sentences), "answer_in_sentence"),
+    "break disagrees with its sentence": (_edit(lambda d: _para(d)["sentence_breaks"].__setitem__(1, [70, 130])), "sentence_breaks"),
+    "sentence disagrees with the context": (
+        _edit(lambda d: _para(d)["sentences"].__setitem__(2, "Hamburg, the largest port on the Rhine, lies on its banks.")),
+        "sentence_breaks",
+    ),
+    "break not integers": (_edit(lambda d: _para(d)["sentence_breaks"].__setitem__(1, ["70", "139"])), "sentence_breaks"),
+    "break without its end": (_edit(lambda d: _para(d)["sentence_breaks"].__setitem__(1, [70])), "sentence_breaks"),
+    "breaks out of order": (_edit(lambda d: _para(d)["sentence_breaks"].__setitem__(2, [60, 198])), "sentence_breaks"),
+    "language field against file name": (_edit(lambda d: d.update(language="de")), "language_agrees"),
+    "title not well-formed": (_edit(lambda d: d["data"][0].update(title="Elbe\ufffd")), "text_chars[title]"),
+    "bad text in a paragraph without questions": (_edit(_paragraph_without_questions), "text_chars[context]"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_LAREQA))
+def test_lareqa_fields_the_reader_does_not_use_must_agree_with_those_it_does(tmp_path, kind):
+    build, check = BAD_LAREQA[kind]
+    path = tmp_path / "en.json"
+    path.write_text(json.dumps(build(), ensure_ascii=False), encoding="utf-8")
+    report = validate_files([path, FIXTURES / "lareqa" / "de.json"], config=NO_EVAL)
+    assert not report.passed
+    assert report.failed[0].name == check, report.summary()
+    result = report.check(check)
+    assert result.failing_rows >= 1 and result.threshold and f"FAIL {check}:" in report.summary()
+    (example, *_) = result.examples
+    assert example["file"] == "en.json" and example["where"].startswith(("data[", "en.json")), example
+    assert any(k.endswith("_problem") and v for k, v in example.items()), example
+
+
+def test_lareqa_answer_start_failure_says_where_the_text_really_starts(tmp_path):
+    path = tmp_path / "en.json"
+    path.write_text(json.dumps(BAD_LAREQA["answer_start off the answer"][0]()), encoding="utf-8")
+    report = validate_files([path, FIXTURES / "lareqa" / "de.json"], config=NO_EVAL)
+    (example,) = report.check("answer_start").examples
+    assert example["where"] == "data[0].paragraphs[0].qas[0].answers[0]" and example["id"] == "elbe-1"
+    assert example["answer_start_problem"].startswith("answer_start 29, but the text starts at 28")
+    assert report.check("answer_start").rows_checked == 6  # the answers of both files, not every item
+
+
+def test_lang_option_disagreeing_with_the_file_name_fails(tmp_path):
+    report = validate_files([FIXTURES / "lareqa" / "en.json"], lang="de", config=NO_EVAL)
+    assert "language_agrees" in failed_names(report)
+    (example,) = report.check("language_agrees").examples
+    assert "the file name (en.json) says 'en'" in example["language_problem"] and "--lang says 'de'" in example["language_problem"]
+
+
+def test_duplicate_question_ids_in_a_lareqa_file_fail_unique_id(tmp_path):
+    doc = _lareqa()
+    _para(doc)["qas"][1]["id"] = "elbe-1"
+    path = tmp_path / "en.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    report = validate_files([path, FIXTURES / "lareqa" / "de.json"], config=NO_EVAL)
+    assert "unique_id" in failed_names(report)
+
+
+BAD_TEXT = {
+    # kind: (row changes, column, the kind named in the example)
+    "NUL byte": ({"question": "Where was tea\x00 first drunk?"}, "question", "control character"),
+    "C1 control (mojibake)": ({"answer_sentence": "Tea was first drunk in \x81 China.",
+                               "paragraph": "Tea was first drunk in \x81 China. It later spread along trade routes."},
+                              "answer_sentence", "control character"),
+    "replacement character": ({"paragraph": "Tea was first drunk in southwest China. It later spread along trade r\ufffdutes."},
+                              "paragraph", "failed decoding"),
+    "private-use character": ({"question": "Where was tea first drunk\ue000?"}, "question", "private-use character"),
+    "noncharacter": ({"negatives": ["It later spread along trade routes.\uffff"]}, "negatives", "noncharacter"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_TEXT))
+def test_text_must_be_well_formed(tmp_path, kind):
+    change, column, named = BAD_TEXT[kind]
+    rows = rows_with(r0=change)
+    report = validate_files([write_jsonl(tmp_path / "qa.jsonl", rows)], config=NO_EVAL)
+    check = f"text_chars[{column}]"
+    assert check in failed_names(report), report.summary()
+    (example,) = report.check(check).examples
+    assert example["row"] == 1 and named in example[f"{column}_chars"], example
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "lareqa"])
+def test_an_unpaired_surrogate_fails_parsing_naming_it(tmp_path, fmt):
+    """Half of a UTF-16 pair can only travel as a JSON escape ("\\ud83d"); no table can hold it."""
+    if fmt == "jsonl":
+        path = tmp_path / "qa.jsonl"
+        path.write_text("\n".join(json.dumps(r) for r in rows_with(r0={"question": "Where was tea first drunk \ud83d?"})))
+    else:
+        doc = _lareqa()
+        _para(doc)["qas"][0]["question"] = "In which mountains \ud83d?"
+        path = tmp_path / "en.json"
+        path.write_text(json.dumps(doc), encoding="utf-8")
+    report = validate_files([path], config=NO_EVAL)
+    assert failed_names(report) == {"parse"}
+    assert "surrogates not allowed" in report.check("parse").examples[0]["error"]
+
+
+def test_text_check_allows_what_languages_write():
+    from xlir.validation.text import problem
+
+    for text in ("tab\tand\nnew line\r\n", "می\u200cخواهم", "क्\u200dष", "\u200fعربي\u200e", "soft\u00adhyphen",
+                 "no-break\u00a0space", "emoji \U0001f600 and new emoji \U0001fae8", "CJK 北京 ＡＢＣ"):
+        assert problem(text) is None, text
+
+
+def test_real_corrupt_files_fail_the_new_checks():
+    """XQuAD-R's Turkish and Arabic files carry corruption the reader never noticed: a sentence
+    that differs from its context span (mojibake with a C1 control) and U+FFFD characters."""
+    report = validate_files([resolve("xquad-r", "tr.json"), resolve("xquad-r", "ar.json")], config=NO_EVAL)
+    failed = failed_names(report)
+    assert {"sentence_breaks", "text_chars[context]", "text_chars[paragraph]", "negatives_in_paragraph"} <= failed
+    breaks = report.check("sentence_breaks")
+    assert breaks.failing_rows == 1 and breaks.examples[0]["file"] == "tr.json"
+    kinds = " ".join(ex["context_chars_problem"] for ex in report.check("text_chars[context]").examples)
+    assert "U+0081" in kinds and "U+FFFD" in kinds
+
+
+def test_new_checks_leave_real_mlqa_r_slices_passing(tmp_path):
+    from mlqa_slice import write_mlqa_slice
+
+    path = write_mlqa_slice(tmp_path / "slice.jsonl", ids=slice(0, 60))
+    report = validate_files([path], config=NO_EVAL)
+    assert report.passed, report.summary()

@@ -81,7 +81,7 @@ def test_ingest_command_reports_what_it_did(tmp_path):
         (landing / "elbe" / f.name).write_bytes(f.read_bytes())
     (landing / "broken.jsonl").write_text("not json\n", encoding="utf-8")
     args = ["ingest", "--landing", str(landing), "--store", str(tmp_path / "store"),
-            "--quarantine", str(tmp_path / "q"), "--eval-datasets", "none"]
+            "--quarantine", str(tmp_path / "q"), "--eval-datasets", "none", "--quiet-seconds", "0"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "ingested 1, quarantined 1" in result.output

@@ -26,3 +26,18 @@ class ChecksumError(XlirError):
 
 class ModelSpecError(XlirError):
     """A base-model name could not be resolved into an encoder."""
+
+
+def options_error(e, what: str) -> str:
+    """``invalid <what> options: --option: what is wrong (got value); ...`` for a pydantic
+    ``ValidationError`` of a config built from CLI options."""
+    parts = []
+    for err in e.errors():
+        loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
+        msg = err["msg"].removeprefix("Value error, ")
+        if not loc:  # a rule across several options
+            parts.append(msg)
+            continue
+        name = "--" + {"output_dir": "output"}.get(loc[0], loc[0]).replace("_", "-")
+        parts.append(f"{name}: {msg} (got {err['input']!r})")
+    return f"invalid {what} options: " + "; ".join(parts)

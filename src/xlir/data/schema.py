@@ -45,7 +45,7 @@ CANDIDATE_COLUMNS: dict[str, str] = {
 
 
 def candidate_id(lang: str, paragraph_id: str, sentence_index: int) -> str:
-    """A candidate's id, ``lang:paragraph:sentence``, as METHOD.md defines it."""
+    """A candidate's id, ``lang:paragraph:sentence``, as docs/METHOD.md section 2 defines it."""
     return f"{lang}:{paragraph_id}:{sentence_index}"
 
 

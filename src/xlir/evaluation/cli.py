@@ -8,42 +8,53 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xlir.config import DEFAULT_BASE_MODEL, EvalConfig
+from xlir.evaluation.config import EvalConfig
 
 console = Console()
 
 
+def _help(name: str) -> str:
+    f = EvalConfig.model_fields[name]
+    return f"{f.description} (default: {f.default})"
+
+
 def evaluate_command(
-    model: str = typer.Option(DEFAULT_BASE_MODEL, help="base-model spec, a trained model folder, or 'bm25'"),
-    dataset: str = typer.Option("xquad-r", help="xquad-r, mlqa-r or dream"),
-    split: str = typer.Option(None, help="split where a dataset has several (dream: test)"),
-    max_questions_per_lang: int = typer.Option(None, min=1, help="seeded question subset per language; full pool"),
-    seed: int = typer.Option(0, help="seed of the question subset"),
-    candidate_text: str = typer.Option("sentence", help="'sentence' or 'sentence+paragraph'"),
-    max_seq_length: int = typer.Option(256, help="tokens per text"),
-    batch_size: int = typer.Option(64, help="texts per encoding batch"),
-    precision: str = typer.Option("fp32", help="fp32, or int8: the labelled fast path (~1.3x on CPU) for exploration; "
-                                   "the gates never use it"),
-    train_languages: str = typer.Option(None, help="comma-separated languages seen in training"),
-    output: Path = typer.Option(None, "--output", "-o", help="results folder"),
+    model: str = typer.Option(None, help=_help("model")),
+    dataset: str = typer.Option(None, help=_help("dataset")),
+    split: str = typer.Option(None, help=_help("split")),
+    max_questions_per_lang: int = typer.Option(None, help=_help("max_questions_per_lang")),
+    seed: int = typer.Option(None, help=_help("seed")),
+    candidate_text: str = typer.Option(None, help=_help("candidate_text")),
+    max_seq_length: int = typer.Option(None, help=_help("max_seq_length")),
+    batch_size: int = typer.Option(None, help=_help("batch_size")),
+    precision: str = typer.Option(None, help=_help("precision") + "; the labelled fast path, the gates never use it"),
+    train_languages: str = typer.Option(None, help=_help("train_languages") + "; comma-separated"),
+    top_k: int = typer.Option(None, help=_help("top_k")),
+    output: Path = typer.Option(None, "--output", "-o", help=_help("output_dir")),
 ) -> None:
     """Zero-shot LAReQA evaluation: mAP per language pair, Mo./Cr./Mul., rank distance."""
-    from pydantic import ValidationError
-
-    from xlir.errors import XlirError
     from xlir.evaluation import evaluate
 
-    try:
-        cfg = EvalConfig(
-            model=model, dataset=dataset, split=split, max_questions_per_lang=max_questions_per_lang,
-            seed=seed, candidate_text=candidate_text, max_seq_length=max_seq_length, batch_size=batch_size,
-            precision=precision,
-            train_languages=train_languages.split(",") if train_languages else None, output_dir=output,
-        )
-    except ValidationError as e:
-        raise XlirError("; ".join(f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}" for err in e.errors())) from None
-    result = evaluate(cfg)
+    given = {"model": model, "dataset": dataset, "split": split, "max_questions_per_lang": max_questions_per_lang,
+             "seed": seed, "candidate_text": candidate_text, "max_seq_length": max_seq_length,
+             "batch_size": batch_size, "precision": precision,
+             "train_languages": train_languages.split(",") if train_languages else None, "top_k": top_k,
+             "output_dir": output}
+    result = evaluate(eval_config_from_options({k: v for k, v in given.items() if v is not None}))
     print_summary(result)
+
+
+def eval_config_from_options(options: dict) -> EvalConfig:
+    """``EvalConfig(**options)`` (options left out take the config's defaults), a validation failure as one
+    readable ``XlirError`` line."""
+    from pydantic import ValidationError
+
+    from xlir.errors import XlirError, options_error
+
+    try:
+        return EvalConfig(**options)
+    except ValidationError as e:
+        raise XlirError(options_error(e, "evaluation")) from None
 
 
 def print_summary(result) -> None:

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import time
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from xlir.paths import cache_dir
+
+log = logging.getLogger(__name__)
 
 
 def cache_key(fingerprint: str, texts: list[str], prompt: str, max_seq_length: int) -> str:
@@ -60,13 +64,16 @@ def encode_recorded(model, texts: list[str], prompt: str, *, batch_size: int, ma
     """L2-normalised float32 rows of ``texts`` (in their order) and the seconds it took; each distinct
     text is encoded once (pools repeat sentences: DREAM's questions 19%), and the encoding goes to
     the ledger (``fingerprint`` None: a model in training). Every computed encoding comes through here."""
-    t0 = time.perf_counter()
+    from xlir.models.slots import compute_slot
+
     index: dict[str, int] = {}
     inverse = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=len(texts))
-    emb = model.encode(
-        list(index), prompt_name=prompt, batch_size=batch_size, show_progress_bar=show_progress,
-        convert_to_numpy=True, normalize_embeddings=True,
-    ).astype(np.float32)
+    with compute_slot(f"encoding {len(index)} texts (pid {os.getpid()})"):
+        t0 = time.perf_counter()
+        emb = model.encode(
+            list(index), prompt_name=prompt, batch_size=batch_size, show_progress_bar=show_progress,
+            convert_to_numpy=True, normalize_embeddings=True,
+        ).astype(np.float32)
     emb = emb[inverse] if len(index) < len(texts) else emb
     seconds = time.perf_counter() - t0
     _record({"key": key, "fingerprint": fingerprint, "prompt": prompt, "texts": len(texts), "unique_texts": len(index),
@@ -87,17 +94,52 @@ def encode_cached(model, fingerprint: str, texts: list[str], prompt: str, *, bat
     the model's own settings. ``fingerprint`` names the model as it computes: a quantised model
     passes ``precision_fingerprint(...)``, so int8 and fp32 embeddings never share a cache entry.
     """
+    from xlir.models.slots import compute_slot
+
     path = cache_dir() / "embeddings" / f"{cache_key(fingerprint, texts, prompt, max_seq_length)}.npy"
-    meta = path.with_suffix(".json")
-    if path.exists() and meta.exists():
-        return Encoded(np.load(path), True, json.loads(meta.read_text())["seconds"])
-    model.max_seq_length = max_seq_length
-    emb, seconds = encode_recorded(model, texts, prompt, batch_size=batch_size, max_seq_length=max_seq_length,
-                                   fingerprint=fingerprint, key=path.stem, show_progress=show_progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy")
-    with os.fdopen(fd, "wb") as f:
-        np.save(f, emb)
-    os.replace(tmp, path)
-    meta.write_text(json.dumps({"seconds": seconds, "texts": len(texts), "prompt": prompt, "fingerprint": fingerprint}))
+    hit = _cached(path, len(texts))
+    if hit is not None:
+        return hit
+    with compute_slot(f"encoding {len(texts)} texts for {path.stem} (pid {os.getpid()})"):
+        hit = _cached(path, len(texts))  # another process computed it while this one waited
+        if hit is not None:
+            return hit
+        model.max_seq_length = max_seq_length
+        emb, seconds = encode_recorded(model, texts, prompt, batch_size=batch_size, max_seq_length=max_seq_length,
+                                       fingerprint=fingerprint, key=path.stem, show_progress=show_progress)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, lambda f: np.save(f, emb))
+        meta = {"seconds": seconds, "texts": len(texts), "prompt": prompt, "fingerprint": fingerprint}
+        _atomic_write(path.with_suffix(".json"), lambda f: f.write(json.dumps(meta).encode()))
     return Encoded(emb, False, seconds)
+
+
+def _atomic_write(path: Path, write) -> None:
+    """``write(binary file)`` into a temporary file beside ``path``, then rename it over ``path``: a kill
+    mid-write leaves the old file or none, never a torn one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cached(path: Path, rows: int) -> Encoded | None:
+    """The cache entry at ``path`` when it is whole (embeddings and metadata readable, ``rows`` rows);
+    a torn or unreadable entry (a kill while an older version wrote it) is a miss, recomputed, not an error."""
+    meta = path.with_suffix(".json")
+    if not (path.exists() and meta.exists()):
+        return None
+    try:
+        seconds = float(json.loads(meta.read_text())["seconds"])
+        emb = np.load(path)
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+        log.warning("embedding cache entry %s is unreadable (%s); computing it again", path.name, e)
+        return None
+    if emb.ndim != 2 or emb.shape[0] != rows:
+        log.warning("embedding cache entry %s has %s rows for %d texts; computing it again", path.name, emb.shape, rows)
+        return None
+    return Encoded(emb, True, seconds)

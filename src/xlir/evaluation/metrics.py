@@ -1,4 +1,4 @@
-"""LAReQA metrics from relevant ranks (METHOD.md section 2 is the contract).
+"""LAReQA metrics from relevant ranks (docs/METHOD.md section 2 is the contract).
 
 AP over the full ranking: sum over relevant hits of (hits so far / rank), divided by the number
 of relevant candidates. Mo. macro-averages X = Y pairs, Cr. X != Y pairs, Mul. the

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 
-from xlir.config import EvalConfig
+from xlir.evaluation.config import EvalConfig
 from xlir.data import load_dataset
 from xlir.evaluation import report
 from xlir.evaluation.metrics import per_query_table, summarize
@@ -78,6 +78,56 @@ def default_output_dir(cfg: EvalConfig, info: dict) -> Path:
 
 
 def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
+    """Evaluate one model on one dataset, zero-shot, with the LAReQA protocol (docs/METHOD.md section 2).
+
+    One call gives every number the gates, the model card and the reports read: the mAP of every
+    (query language, pool language) pair, its Mo./Cr. averages, Mul. mAP in the multilingual pool,
+    R@1/R@10 and the rank distance (language bias). A dense encoder and BM25 are scored the same
+    way, and every intermediate is written out, so any number can be recomputed.
+
+    The dataset is loaded (``cfg.dataset``, ``cfg.split``); ``cfg.max_questions_per_lang`` questions
+    per language are drawn with ``cfg.seed`` (one seeded order of parallel ids, so a parallel dataset
+    gets the same ids in every language), while the candidate pool stays complete. Queries and candidates are encoded with the model's ``query``
+    and ``document`` prompts through the on-disk embedding cache, so the same model on the same
+    texts is not encoded twice; with ``cfg.model == "bm25"`` one BM25 index over the whole pool
+    scores them instead. Every relevant candidate is then ranked exactly against the whole pool,
+    with ties broken by pool position.
+
+    Args:
+        cfg: what to evaluate and how: the model (a base-model spec, a trained model folder or
+            ``"bm25"``), dataset and split, question subset and its seed, candidate text (the
+            sentence, or sentence and paragraph), max length, encoding batch size, precision
+            (``int8`` is the fast path; the registry never gates on it), ``train_languages`` (adds
+            ``.seen`` / ``.unseen`` averages), depth of the TREC run, and the output folder.
+        progress: show a progress bar while ranking.
+
+    Returns:
+        An ``EvalResult``:
+
+        - ``metrics``: stable names under the dataset's prefix, sorted (``xquad_r.map.mo``,
+          ``xquad_r.map.en.de``, ``xquad_r.map.mul.th``, ``xquad_r.rank_distance``, ...). A
+          one-language dataset also gets ``{prefix}.map``, ``.r1`` and ``.r10``, and ``.mrr`` when
+          every query has exactly one relevant candidate (DREAM).
+        - ``per_language``: Mo., Cr. and Mul. mAP, Mul. R@10 and rank distance per query language.
+        - ``info``: model, dataset name and version, languages, question and candidate counts, the
+          config, the model fingerprint, encoding and metric seconds.
+        - ``output_dir``: ``cfg.output_dir``, or a folder under the xlir cache named by dataset,
+          model fingerprint and config.
+        - ``files``: what was written there: ``metrics.json``, ``map_matrix.csv`` and its heatmap
+          ``map_matrix.png``, ``per_language.md``, ``per_query.csv.gz``, ``ranks.tsv.gz``,
+          ``run.trec.gz`` and ``qrels.tsv``.
+
+    Example:
+        ```python
+        from xlir.evaluation import EvalConfig, evaluate
+
+        result = evaluate(EvalConfig(model="bundled:multilingual-e5-small", dataset="xquad-r",
+                                     max_questions_per_lang=50))
+        result.metrics["xquad_r.map.mul"], result.metrics["xquad_r.rank_distance"]
+        print(result.per_language)            # one row per query language
+        result.files["ranks"]                 # every relevant candidate's rank, to recheck any AP
+        ```
+    """
     ds = load_dataset(cfg.dataset, split=cfg.split)
     task = build_task(ds, cfg.max_questions_per_lang, cfg.seed)
     info = {

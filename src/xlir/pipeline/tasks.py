@@ -19,7 +19,18 @@ import os
 import re
 from pathlib import Path
 from xlir.errors import XlirError
-from xlir.pipeline.params import CompareParams, PipelineParams
+from xlir.pipeline.params import (
+    DATA_ROOTS_ENV,
+    DATA_VERSION_PATTERN,
+    CompareParams,
+    DeploymentPolicy,
+    PipelineParams,
+    PolicyError,
+    check_promotion_policy,
+    deployment_policy,
+    is_path_spec,
+    is_promoting,
+)
 
 GATING_DATASET = "xquad-r"
 
@@ -89,10 +100,78 @@ def check_ingest(result: dict) -> dict:
 
 
 def ingested_questions_path(version: str, store: str | None = None) -> str:
-    path = Path(ingest_dirs(store=store)["store"]) / version / "questions.parquet"
+    """The questions of a validated version in the ingest store. ``version`` must be a store version
+    (``DATA_VERSION_PATTERN``: never a path), its folder a real one inside the store, and its manifest
+    must say that the version passed the data contract."""
+    if not isinstance(version, str) or not re.fullmatch(DATA_VERSION_PATTERN, version):
+        raise PolicyError(f"data version {str(version)[:100]!r} is not a store version (16 to 64 lowercase hex "
+                          "digits, as xlir_ingest names them); refused before training")
+    root = Path(ingest_dirs(store=store)["store"])
+    folder = root / version
+    path = folder / "questions.parquet"
     if not path.is_file():
-        raise XlirError(f"no ingested data version {version!r} in {path.parent.parent} (run the xlir_ingest DAG first)")
+        raise XlirError(f"no ingested data version {version!r} in {root} (run the xlir_ingest DAG first)")
+    if folder.is_symlink() or path.is_symlink() or folder.resolve().parent != root.resolve():
+        raise PolicyError(f"ingested data version {version!r} in {root} is a link, not a folder the ingest wrote; refused")
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError) as e:
+        raise PolicyError(f"ingested data version {version!r} has no readable manifest ({e}); refused") from None
+    if manifest.get("version") != version or (manifest.get("validation") or {}).get("passed") is not True:
+        raise PolicyError(f"ingested data version {version!r} did not pass the data contract (its manifest says "
+                          f"version {manifest.get('version')!r}, passed {(manifest.get('validation') or {}).get('passed')!r}); "
+                          "refused")
     return str(path)
+
+
+def check_training_sources(specs: list[str], params: PipelineParams, policy: DeploymentPolicy) -> dict[str, str]:
+    """What a DAG run may train on, checked before any training: named datasets (pinned by checksum;
+    a promoting run not on a test set), and files under ``$XLIR_DATA_ROOTS`` or named by the
+    deployment's own defaults, each run through the data contract here. Returns ``{spec: "named" |
+    validation summary}``; raises ``PolicyError`` naming every refused source."""
+    from xlir.data.registry import dataset_names
+    from xlir.training.selection import is_test_source
+
+    known, bad, files, out = set(dataset_names()), [], [], {}
+    roots = [Path(r) for r in policy.data_roots]
+    for spec in specs:
+        if not is_path_spec(spec) and spec.partition(":")[0] in known:
+            if Path(spec).exists():
+                bad.append(f"{spec!r}: names a dataset, but a file of that name exists in {Path.cwd()} and would be "
+                           "read instead")
+            elif is_promoting(params) and is_test_source(spec):
+                bad.append(f"{spec!r}: a test set (the gates evaluate on it); a promoting run may not train on it")
+            else:
+                out[spec] = "named"
+            continue
+        path = Path(spec).expanduser()
+        if not path.is_absolute():
+            bad.append(f"{spec!r}: neither a named dataset ({', '.join(sorted(known))}) nor an absolute path")
+            continue
+        real = path.resolve()
+        allowed = str(real) in policy.default_train_paths or any(real.is_relative_to(r) for r in roots)
+        if not allowed:
+            where = (f"{DATA_ROOTS_ENV} ({':'.join(policy.data_roots)})" if roots else
+                     f"{DATA_ROOTS_ENV}, which is not set")
+            bad.append(f"{spec!r}: not under a data root of {where}; land it through xlir_ingest, or have the "
+                       "deployment add its folder")
+        elif not real.is_file():
+            bad.append(f"{spec!r}: no such file")
+        else:
+            files.append(spec)
+    if not bad:
+        from xlir.validation import validate_files
+
+        for spec in files:
+            report = validate_files([spec])
+            if not report.passed:
+                bad.append(f"{spec!r}: fails the data contract: {report.summary(max_examples=1)}")
+            else:
+                out[spec] = report.summary()
+    if bad:
+        raise PolicyError("refused before training: the run names training data that it may not use:\n  - "
+                          + "\n  - ".join(bad))
+    return out
 
 
 # ------------------------------------------------------------------ training pipeline
@@ -122,15 +201,26 @@ def triggering_data_versions(events) -> list[str]:
 def prepare_training_data(run_id: str, params: dict | PipelineParams, data_versions: list[str] | None = None) -> dict:
     """Resolve the training sources (named datasets, files, the ingested versions: those of the
     triggering asset events, else the ``data_version`` param), check they load, and open the DAG
-    run's MLflow run with the run's params. Returns the source specs and versions."""
+    run's MLflow run with the run's params. Returns the source specs and versions.
+
+    First, before anything is loaded or logged, what only the deployment decides is checked (a
+    ``PolicyError`` refuses the run): a promoting run's gates and gating evaluation
+    (``check_promotion_policy``), the ingested versions (store versions that passed the data
+    contract), and every other source (``check_training_sources``: named datasets, or files under
+    ``$XLIR_DATA_ROOTS`` that pass the data contract here)."""
     from xlir.registry import track_pipeline_run
     from xlir.training.data import load_source
 
     p = _params(params)
+    policy = deployment_policy()
+    check_promotion_policy(p, policy)
+    versions_asked = list(data_versions or ([p.data_version] if p.data_version else []))
+    paths = {v: ingested_questions_path(v) for v in versions_asked}  # each checked: format, store, validation
+    checked = check_training_sources(list(p.train_datasets), p, policy)
     specs = list(p.train_datasets)
     skipped = []
-    for version in data_versions or ([p.data_version] if p.data_version else []):
-        path = ingested_questions_path(version)
+    for version in versions_asked:
+        path = paths[version]
         already = _named_dataset_holding(version, specs)
         if already:
             skipped.append({"version": version, "already_in": already})
@@ -144,7 +234,7 @@ def prepare_training_data(run_id: str, params: dict | PipelineParams, data_versi
         run.log_params({f"data.version.{k}": v for k, v in versions.items()})
         mlflow_run_id = run.run_id
     return {"train_datasets": specs, "data_versions": versions, "mlflow_run_id": mlflow_run_id,
-            "skipped_data_versions": skipped}
+            "skipped_data_versions": skipped, "checked_sources": checked}
 
 
 def _named_dataset_holding(version: str, specs: list[str]) -> str | None:
@@ -176,21 +266,14 @@ def train_model(run_id: str, params: dict | PipelineParams, train_datasets: list
     resumes from the last checkpoint (same folder) and a finished run returns its saved result.
     Logged to a child MLflow run named after the variant."""
     from xlir.registry import track_pipeline_run
-    from xlir.training import TrainConfig, train
+    from xlir.training import train
 
     p = _params(params)
     strategy = strategy or p.strategy
     alpha = p.alpha if alpha is None else float(alpha)
     name = variant_name(strategy, alpha)
-    cfg = TrainConfig(
-        base_model=p.base_model, train_datasets=train_datasets, strategy=strategy, alpha=alpha, steps=p.steps,
-        batch_size=p.batch_size, lr=p.lr, lr_schedule=p.lr_schedule, warmup_ratio=p.warmup_ratio, scale=p.scale,
-        max_seq_length=p.max_seq_length, seed=p.seed, checkpoint_every=p.checkpoint_every,
-        validation_fraction=p.validation_fraction,  # select: retrieval, or last when nothing is held out
-        merge_with_base=p.merge_with_base if p.validation_fraction > 0 or p.merge_with_base != "auto" else "none",
-        early_stopping_patience=p.early_stopping_patience, validation_precision=precision_of(p),
-        output_dir=run_dir(run_id) / "train" / name,
-    )
+    cfg = p.train_config(train_datasets=train_datasets, strategy=strategy, alpha=alpha,
+                         validation_precision=precision_of(p), output_dir=run_dir(run_id) / "train" / name)
     result = train(cfg)
     with track_pipeline_run(run_id, experiment=p.experiment, finish=False) as run:
         with run.child(name, finish=False) as child:
@@ -210,11 +293,8 @@ def precision_of(params: PipelineParams) -> str:
 
 def eval_config(params: dict | PipelineParams, dataset: str, model: str, output_dir: str | Path | None = None):
     """The evaluation config of a run (the champion is compared on the same one)."""
-    from xlir.config import EvalConfig
-
     p = _params(params)
-    return EvalConfig(model=model, dataset=dataset, max_questions_per_lang=p.eval_questions_per_lang, seed=p.seed,
-                      max_seq_length=p.max_seq_length, precision=precision_of(p), output_dir=output_dir)
+    return p.eval_config(model=model, dataset=dataset, precision=precision_of(p), output_dir=output_dir)
 
 
 def evaluate_model(run_id: str, trained: dict, dataset: str, params: dict | PipelineParams) -> dict:
@@ -286,6 +366,7 @@ def promote(run_id: str, params: dict | PipelineParams, registered: dict, gated:
     if not p.promote:
         return {"version": registered["version"], "promoted": False, "status": "not-requested",
                 "model_uri": registered["model_uri"]}
+    check_promotion_policy(p)  # checked before training too; the deployment's policy may have changed since
     decision = GateDecision.model_validate(gated["decision"]) if gated and gated.get("decision") else None
     result = gate_and_promote(registered["version"], run_id, p.gate_profile, overrides=p.gate_overrides or None,
                               name=p.registered_model, decision=decision).as_dict()
@@ -404,8 +485,8 @@ def compare_strategies(run_id: str, params: dict | CompareParams, evaluations: l
 
 
 __all__ = [
-    "IngestFailed", "UNTUNED", "check_ingest", "compare_strategies", "compare_variants", "eval_config", "evaluate_model",
-    "evaluate_reference",
+    "IngestFailed", "UNTUNED", "check_ingest", "check_training_sources", "compare_strategies", "compare_variants",
+    "eval_config", "evaluate_model", "evaluate_reference", "ingested_questions_path",
     "finish_run", "gate", "ingest_landing", "log_and_register", "pipeline_root", "prepare_training_data",
     "promote", "run_dir", "train_model", "triggering_data_versions",
 ]

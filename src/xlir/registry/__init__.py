@@ -21,9 +21,29 @@ Public surface::
 Gate logic (``load_gates``, ``evaluate_gates``) is pure and needs no server; everything else
 talks to the tracking server named by ``tracking_uri`` or ``MLFLOW_TRACKING_URI``. mlflow is
 imported only when a server is used. CLI: ``xlir.registry.cli.app`` (``xlir registry ...``).
+
+Layers, bottom up; a module imports only modules of the layers below its own (``LAYERS``, checked by
+``tests/test_registry_layers.py``, function-level imports included):
+
+1. ``mlflow_errors`` (MLflow's error codes), ``server``, ``gates`` (pure decisions);
+2. ``lock`` (the registry lock), ``tracking`` (runs, what they log, evaluation keys);
+3. ``versions``: registered versions, tags, aliases read and written;
+4. ``report``, then ``card``: what a version and its decision look like to a reader;
+5. ``promotion``: decide, crown the baseline, move the aliases, write the card;
+6. this package's functions and ``cli``.
 """
 
 from __future__ import annotations
+
+LAYERS = (
+    ("mlflow_errors", "server", "gates"),
+    ("lock", "tracking"),
+    ("versions",),
+    ("report",),
+    ("card",),
+    ("promotion",),
+    ("__init__", "cli"),
+)
 
 from xlir.registry.gates import (
     GateCheck,
@@ -55,8 +75,10 @@ def register_model(model_dir, run_id: str, pipeline_run_id: str, metrics: dict[s
 def ensure_baseline(base_model: str, eval_config, *, tracking_uri: str | None = None, name: str = MODEL_NAME,
                     evaluator=None, also_evaluate: tuple = ()) -> int:
     """The champion's version; registers and crowns the untuned base encoder when there is none."""
-    return open_registry(tracking_uri, name).ensure_baseline(base_model, eval_config, evaluator=evaluator,
-                                                             also_evaluate=also_evaluate)
+    from xlir.registry import promotion
+
+    return promotion.ensure_baseline(open_registry(tracking_uri, name), base_model, eval_config, evaluator=evaluator,
+                                     also_evaluate=also_evaluate)
 
 
 def decide(version: int, gates: GateConfig | str = "default", *, overrides: dict | None = None,
@@ -80,7 +102,47 @@ def promote(version: int, decision: GateDecision, pipeline_run_id: str, *, track
 def gate_and_promote(version: int, pipeline_run_id: str, gates: GateConfig | str = "default", *,
                      overrides: dict | None = None, tracking_uri: str | None = None, name: str = MODEL_NAME,
                      evaluator=None, model_card: bool = True, decision: GateDecision | None = None) -> PromotionResult:
-    """Decide (unless ``decision`` was made already), promote or reject, record it, write the model card."""
+    """Decide (unless ``decision`` was made already), promote or reject, record it, write the model card.
+
+    The entry point for callers that hold a version number rather than a ``Registry``: the
+    pipeline's ``promote`` task and scripts. It opens the registered model on the tracking server,
+    resolves the gate profile, and hands over to ``xlir.registry.promotion.gate_and_promote``, which
+    documents each step, the errors, and what is recorded.
+
+    Args:
+        version: the registered version to gate.
+        pipeline_run_id: who decides (the DAG run id), kept in the version's tags.
+        gates: a profile name of the gate file (``default``, ``strict``, ``smoke``), or a resolved
+            ``GateConfig``.
+        overrides: per-run threshold overrides (``{"retrieval.min_gain_mul": 0.01}``), applied when
+            ``gates`` is a profile name; ignored when it is a ``GateConfig`` already.
+        tracking_uri: the MLflow tracking server (default: ``MLFLOW_TRACKING_URI``).
+        name: the registered model (default ``xlir-encoder``).
+        evaluator: ``EvalConfig -> EvalResult`` for re-evaluating the champion (default:
+            ``xlir.evaluation.evaluate``).
+        model_card: write the model card after promoting or rejecting.
+        decision: a decision already made for ``version`` (the DAG's ``gate`` task), acted on as
+            it is unless the champion changed since.
+
+    Returns:
+        The ``PromotionResult`` (``status`` ``passed``, ``rejected`` or ``already-champion``; the
+        champion and previous champion afterwards; the failed checks).
+
+    Raises:
+        TrackingError: no tracking server configured, or none answers.
+        GateConfigError: unknown profile or bad override.
+        GateError, EvalMismatchError, RegistryError: as ``xlir.registry.promotion.gate_and_promote``.
+
+    Example:
+        ```python
+        from xlir.registry import gate_and_promote
+
+        result = gate_and_promote(2, "manual__2026-12-01", "default",
+                                  overrides={"retrieval.tolerance_mo": 0.02},
+                                  tracking_uri="http://127.0.0.1:5000")
+        print(result.message)   # "v2 is champion (previous champion v1)" or the gate's summary
+        ```
+    """
     from xlir.registry import promotion
 
     gates = gates if isinstance(gates, GateConfig) else load_gates(gates, overrides)

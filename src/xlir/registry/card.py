@@ -1,6 +1,6 @@
 """The model card of a registered version: data, languages, strategy, metrics against the
 champion and the baseline, and the gate decision. Markdown, logged as ``model_card.md`` in the
-version's run; its first line becomes the version's description."""
+version's run; the version's description holds the outcome and a one-line summary."""
 
 from __future__ import annotations
 
@@ -24,9 +24,11 @@ def _training_rows(params: dict, metrics: dict) -> list[str]:
     """Recipe, checkpoint selection and WiSE-FT merge of a trained version (nothing for the baseline)."""
     if "train.steps" not in params:
         return []
+    align = params.get("train.align_weight")
     recipe = (f"{params['train.steps']} steps of {params.get('train.batch_size', '–')} triplets, lr {params.get('train.lr', '–')} "
-              f"({params.get('train.lr_schedule', 'linear')}, warm-up {params.get('train.warmup_ratio', '–')}), "
-              f"loss scale {params.get('train.scale', '–')}")
+              f"({params.get('train.lr_schedule', '–')}, warm-up {params.get('train.warmup_ratio', '–')}), "
+              f"loss scale {params.get('train.scale', '–')}"
+              + (f", alignment weight {align}" if align not in (None, "0.0", "0") else ""))
     step = metrics.get("train.selected_step")
     chosen = (f"step {int(step)} of {params['train.steps']}, by the {params.get('train.select')} validation criterion"
               if step is not None else "the last step")
@@ -62,11 +64,65 @@ def render_model_card(
     outcome: str,
     dataset: str = "xquad-r",
 ) -> str:
+    """The model card of one registered version, as Markdown.
+
+    A reviewer deciding whether to trust ``champion`` needs the version's provenance, its numbers
+    beside the champion's and the untuned baseline's, and the reason the gates gave, in one page.
+    This function builds that page from plain dicts and talks to no server, so it can be tested
+    and previewed; ``write_model_card`` gathers the inputs from MLflow and logs the result as
+    ``model_card.md``.
+
+    The card holds: a title ``# {name} v{version}: {outcome}``; provenance (model URI, pipeline and
+    MLflow run, git sha, base model, whether it is the baseline, batch strategy with alpha) and,
+    for a trained version (``train.steps`` in ``run_params``), the recipe, the returned checkpoint,
+    the WiSE-FT merge and its held-out validation numbers against the base encoder's; the data
+    (training datasets and versions, languages, data validation, the gating evaluation's config and
+    eval key); the headline metrics (Mo./Cr./Mul. mAP, R@1, R@10, rank distance) and per-language
+    Mul. mAP for candidate, champion and baseline; the gate decision with every check; and how to
+    load the model. Missing values print as ``–`` (an unknown question count as ``all``).
+
+    Args:
+        name: the registered model's name.
+        version: the version the card describes.
+        run_params: params of the version's MLflow run (``train.*``, ``data.version.*``,
+            ``code.git_sha``, ...), as MLflow stores them (strings).
+        run_tags: tags of that run; ``_run_id`` is the run id to print.
+        version_tags: tags of the model version (``eval.config``, ``eval.key``, ``baseline``,
+            ``pipeline_run_id``).
+        candidate: the version's metrics, stable names (``xquad_r.map.mul``, ``train.selected_step``,
+            ``returned.val.map.mo``, ...).
+        champion: the metrics of the champion it was compared with, or None.
+        champion_version: that champion's version, or None.
+        baseline: the untuned baseline's metrics on the same evaluation key, or None.
+        baseline_version: the baseline's version (given with ``baseline=None``, the card says its
+            numbers are not comparable).
+        decision: the gate decision, or None (not gated: the baseline, or no decision recorded).
+        outcome: a few words for the title (``promoted to champion``, ``rejected by the gates``).
+        dataset: the gating dataset, whose metric prefix the tables read.
+
+    Returns:
+        The Markdown text, ending with a newline.
+
+    Example:
+        ```python
+        from xlir.registry.card import render_model_card
+
+        text = render_model_card(
+            name="xlir-encoder", version=2, run_params={"train.strategy": "hybrid", "train.alpha": "0.5"},
+            run_tags={"_run_id": "4f2a9c"}, version_tags={"pipeline_run_id": "manual__2026-12-01"},
+            candidate={"xquad_r.map.mo": 0.765, "xquad_r.map.mul": 0.527},
+            champion={"xquad_r.map.mo": 0.776, "xquad_r.map.mul": 0.286}, champion_version=1,
+            baseline=None, baseline_version=None, decision=None, outcome="rejected by the gates",
+        )
+        text.splitlines()[0]     # "# xlir-encoder v2: rejected by the gates"
+        ```
+    """
     p = metric_prefix(dataset)
     eval_cfg = _json(version_tags.get("eval.config"), {}) or {}
     strategy = run_params.get("train.strategy", "–")
     if strategy == "hybrid" and "train.alpha" in run_params:
-        strategy += f" (alpha {run_params['train.alpha']}: share of monolingual batches)"
+        strategy += (f" (alpha {run_params['train.alpha']}: probability that a batch of a multilingual source is "
+                     "monolingual; a single-language source's batches are always monolingual)")
     train_sets = _json(run_params.get("train.train_datasets"), []) or []
     data_versions = {k.removeprefix("data.version."): v for k, v in run_params.items() if k.startswith("data.version.")}
     langs = _json(run_params.get("data.languages")) or _json(run_params.get("train.languages")) or "–"

@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from xlir.config import DEFAULT_BASE_MODEL
+from xlir.evaluation.config import EvalConfig
 from xlir.registry.report import format_metric
 from xlir.registry.versions import MODEL_NAME
 
@@ -21,6 +23,11 @@ app = typer.Typer(no_args_is_help=True, help="MLflow model registry: versions, g
 console = Console()
 
 _URI_HELP = "MLflow tracking server (default: $MLFLOW_TRACKING_URI)"
+
+
+def _eval_help(name: str) -> str:
+    f = EvalConfig.model_fields[name]
+    return f"{f.description} (default: {f.default})"
 
 
 def _uri_option():
@@ -150,22 +157,24 @@ def gates_command(
 
 @app.command("baseline")
 def baseline_command(
-    base_model: str = typer.Option("bundled:multilingual-e5-small", help="the untuned base encoder"),
-    dataset: str = typer.Option("xquad-r", help="gating dataset"),
-    max_questions_per_lang: int = typer.Option(None, min=1, help="seeded question subset per language"),
-    seed: int = typer.Option(0, help="seed of the question subset"),
-    max_seq_length: int = typer.Option(256, help="tokens per text"),
-    candidate_text: str = typer.Option("sentence", help="'sentence' or 'sentence+paragraph'"),
+    base_model: str = typer.Option(DEFAULT_BASE_MODEL, help="the untuned base encoder"),
+    dataset: str = typer.Option(None, help=_eval_help("dataset") + "; the gating dataset"),
+    max_questions_per_lang: int = typer.Option(None, help=_eval_help("max_questions_per_lang")),
+    seed: int = typer.Option(None, help=_eval_help("seed")),
+    max_seq_length: int = typer.Option(None, help=_eval_help("max_seq_length")),
+    candidate_text: str = typer.Option(None, help=_eval_help("candidate_text")),
     tracking_uri: str = _uri_option(),
     name: str = typer.Option(MODEL_NAME, "--name", help="registered model name"),
 ) -> None:
-    """Register and crown the untuned base encoder when the registry has no champion yet."""
-    from xlir.config import EvalConfig
-    from xlir.registry import open_registry
+    """Register and crown the untuned base encoder when the registry has no champion yet (evaluated with
+    ``xlir evaluate``'s defaults, so the same options give the same evaluation key)."""
+    from xlir.evaluation.cli import eval_config_from_options
+    from xlir.registry import ensure_baseline
 
-    cfg = EvalConfig(model=base_model, dataset=dataset, max_questions_per_lang=max_questions_per_lang, seed=seed,
-                     max_seq_length=max_seq_length, candidate_text=candidate_text)
-    version = open_registry(tracking_uri, name).ensure_baseline(base_model, cfg)
+    given = {"dataset": dataset, "max_questions_per_lang": max_questions_per_lang, "seed": seed,
+             "max_seq_length": max_seq_length, "candidate_text": candidate_text}
+    cfg = eval_config_from_options({"model": base_model, **{k: v for k, v in given.items() if v is not None}})
+    version = ensure_baseline(base_model, cfg, tracking_uri=tracking_uri, name=name)
     console.print(f"champion: {name} v{version}")
 
 

@@ -22,6 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from xlir.errors import XlirError
 
+DECISION_FILE = "gate/decision.json"
+"""Where a candidate's MLflow run keeps its gate decision (written by promotion, read by the report)."""
+
 GATES_FILE = Path(__file__).with_name("gates.yaml")
 NOT_LANGUAGES = {"seen", "unseen"}
 _EPS = 1e-12  # a value exactly at its threshold passes
@@ -251,6 +254,49 @@ def load_gates(profile: str = "default", overrides: dict[str, Any] | None = None
     except ValidationError as e:
         where = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
         raise GateConfigError(f"gate profile {profile!r} in {path} (with overrides {flat or 'none'}) is invalid: {where}") from None
+
+
+STRICTER = {
+    "retrieval.min_gain_mul": "higher",
+    "retrieval.tolerance_mo": "lower",
+    "retrieval.tolerance_cr": "lower",
+    "retrieval.max_language_drop": "lower",
+    "retrieval.floor_mul": "higher",
+    "retrieval.floor_mo": "higher",
+    "retrieval.floor_cr": "higher",
+    "bias.rank_distance_min_reduction": "higher",
+    "bias.rank_distance_ceiling": "lower",
+    "bias.spread_ceiling": "lower",
+    "bias.max_spread_increase": "lower",
+}
+"""Which way each threshold is stricter; ``None`` (the check switched off) is the loosest of all."""
+SAME = ("dataset", "bias.spread_measure")
+"""Settings no two gate configs can be ordered on: a stricter config keeps them as they are."""
+_MISMATCH_ORDER = {"reevaluate": 0, "refuse": 1}
+NOT_GATES = ("description",)
+"""Settable, but no check reads them."""
+
+
+def loosened(gates: GateConfig, floor: GateConfig) -> list[str]:
+    """Where ``gates`` would let through a candidate that ``floor`` stops: one line per setting, empty
+    when ``gates`` is at least as strict as ``floor`` everywhere (the deployment's profile is the
+    floor; a run may choose a stricter profile and tighten any threshold, never loosen one)."""
+    mine, theirs = _flatten(gates.model_dump(exclude={"overrides"})), _flatten(floor.model_dump(exclude={"overrides"}))
+    out = []
+    for key, way in STRICTER.items():
+        a, b = mine.get(key), theirs.get(key)
+        if b is None:
+            continue  # the floor does not check it: anything goes
+        if a is None:
+            out.append(f"{key} is switched off (needs {b} or stricter)")
+        elif (way == "higher" and a < b - _EPS) or (way == "lower" and a > b + _EPS):
+            out.append(f"{key} {a} is looser than {b} ({way} is stricter)")
+    for key in SAME:
+        if mine.get(key) != theirs.get(key):
+            out.append(f"{key} {mine.get(key)!r} is not {theirs.get(key)!r}")
+    if _MISMATCH_ORDER[gates.on_eval_mismatch] < _MISMATCH_ORDER[floor.on_eval_mismatch]:
+        out.append(f"on_eval_mismatch {gates.on_eval_mismatch!r} is looser than {floor.on_eval_mismatch!r}")
+    return out
 
 
 def gate_profiles(path: str | Path | None = None) -> dict[str, str]:

@@ -6,6 +6,14 @@ profile's ``on_eval_mismatch``). ``promote`` acts on a decision: a pass moves ``
 candidate and the old champion to ``previous-champion``; a fail tags ``gate.status=rejected``
 and moves nothing. ``rollback`` moves ``champion`` back to ``previous-champion``.
 
+A promotion records its decision (version tags, ``gate/decision.json``) before it moves the
+aliases; a retry that finds the version already champion by the same pipeline run completes what
+is missing (the decision when given, the model card) and reports ``passed``. A champion that
+disappeared (its version deleted) is never silently replaced by the untuned baseline while a
+``previous-champion`` exists: ``ensure_baseline`` and ``rollback`` give the alias back to it and
+say so (a warning, ``restored_by``/``restored_reason`` tags), and ``decide`` refuses to gate
+against no champion in that state.
+
 Concurrency (MLflow has no compare-and-set on aliases): every alias move happens inside the
 registry lock (``xlir.registry.lock``), after re-reading ``champion``. If the champion is no
 longer the one the decision compared with, the lock is released, the gates are re-run against
@@ -20,7 +28,8 @@ import logging
 from dataclasses import asdict, dataclass, field
 
 from xlir.errors import XlirError
-from xlir.registry.gates import GateConfig, GateDecision, GateError, evaluate_gates, languages_of
+from xlir.registry.gates import DECISION_FILE, GateConfig, GateDecision, GateError, evaluate_gates, languages_of
+from xlir.registry.tracking import eval_config_dict, eval_key, track_pipeline_run
 from xlir.registry.versions import (
     CHAMPION,
     EVAL_KEY_FIELDS,
@@ -37,7 +46,6 @@ from xlir.registry.versions import (
 
 log = logging.getLogger(__name__)
 
-DECISION_FILE = "gate/decision.json"
 CARD_FILE = "model_card.md"
 
 
@@ -90,7 +98,7 @@ def reference_metrics(reg: Registry, candidate: VersionInfo, champion: VersionIn
             f"(field: (champion, candidate) = {differs}); the gates compare like with like. Evaluate the candidate "
             "on the champion's config, or let the gates re-evaluate the champion (--gate on_eval_mismatch=reevaluate)"
         )
-    from xlir.config import EvalConfig
+    from xlir.evaluation.config import EvalConfig
 
     cfg_data = {k: v for k, v in cand_cfg.items() if k != "dataset_version"}
     if not cfg_data:
@@ -160,6 +168,12 @@ def decide(reg: Registry, version: int, gates: GateConfig, *, evaluator: Evaluat
     champion = reg.champion()
     if champion is not None and champion.version == version:
         raise RegistryError(f"v{version} is already the champion; nothing to decide")
+    if champion is None and (prev := reg.alias(PREVIOUS)) is not None:
+        raise GateError(
+            f"{reg.name!r} has no champion but previous-champion v{prev.version}: the gates would compare v{version} "
+            "with nothing (absolute checks only). Give the alias back first: `xlir registry rollback` (or a pipeline "
+            "run's register task, which restores it)"
+        )
     cand_metrics = reg.version_metrics(cand)
     if champion is None:
         ref_metrics, reference = None, {"kind": "none", "version": None}
@@ -217,19 +231,19 @@ def promote(reg: Registry, version: int, decision: GateDecision, pipeline_run_id
             current = reg.champion()
             cur = current.version if current else None
             if cur == version:
-                prev = reg.alias(PREVIOUS)
-                return PromotionResult(version, True, version, prev.version if prev else None, "already-champion",
-                                       [], rechecks, f"v{version} is already the champion", decision)
+                return _already_champion(reg, current, pipeline_run_id, decision)
             if force or cur == decision.reference.get("version"):
                 decision.forced = bool(force and (not decision.passed or cur != decision.reference.get("version")))
                 decision.outcome = {"promoted": True, "champion": version, "previous_champion": cur, "rechecks": rechecks,
                                     "by": pipeline_run_id}
+                # the record first, the aliases last: a promotion interrupted after the move (a lost reply,
+                # a killed task) has its decision on file, and its retry completes the rest
+                record(reg, version, decision, pipeline_run_id)
                 reg.set_tags(version, {TAG_PREVIOUS: cur or "", "promoted_by": pipeline_run_id})
                 if cur is not None:
                     reg.client.set_registered_model_alias(reg.name, PREVIOUS, str(cur))
                 reg.client.set_registered_model_alias(reg.name, CHAMPION, str(version))
                 _check(reg, CHAMPION, version)
-                record(reg, version, decision, pipeline_run_id)
                 msg = f"v{version} is champion (previous champion v{cur})" if cur else f"v{version} is champion"
                 return PromotionResult(version, True, version, cur, "passed", [], rechecks, msg, decision)
         # the champion changed since the decision: gate again, outside the lock
@@ -243,13 +257,171 @@ def promote(reg: Registry, version: int, decision: GateDecision, pipeline_run_id
         decision.reference["rechecked_because"] = f"champion changed to v{cur} after the first decision"
 
 
+def _has_artifact(reg: Registry, run_id: str | None, path: str) -> bool:
+    if not run_id:
+        return False
+    folder = path.rpartition("/")[0] or None
+    try:
+        return any(f.path == path for f in reg.client.list_artifacts(run_id, folder))
+    except Exception as e:  # noqa: BLE001 - unreadable: take it as missing and write it again (idempotent)
+        log.warning("cannot list the artifacts of run %s: %s", run_id, e)
+        return False
+
+
+def _recorded_decision(reg: Registry, champion: VersionInfo) -> GateDecision | None:
+    """The passed decision recorded for ``champion`` (tags and ``gate/decision.json``), else None."""
+    if champion.tags.get("gate.status") != "passed" or not _has_artifact(reg, champion.run_id, DECISION_FILE):
+        return None
+    import mlflow.artifacts
+
+    try:
+        return GateDecision.model_validate_json(
+            mlflow.artifacts.load_text(f"runs:/{champion.run_id}/{DECISION_FILE}"))
+    except Exception as e:  # noqa: BLE001 - unreadable: record it again when we can
+        log.warning("v%d's recorded decision is unreadable (%s)", champion.version, e)
+        return None
+
+
+def _already_champion(reg: Registry, champion: VersionInfo, pipeline_run_id: str,
+                      decision: GateDecision | None) -> PromotionResult:
+    """``champion`` already holds the alias when a promotion of it (re)starts. When this pipeline run
+    moved it (a retry after the move: a lost reply, a killed task), the record is completed: the
+    decision is recorded if it is not on file yet, and the result is this run's ``passed``."""
+    version = champion.version
+    prev = reg.alias(PREVIOUS)
+    prev_v = prev.version if prev else None
+    if champion.tags.get("promoted_by") != pipeline_run_id:
+        return PromotionResult(version, True, version, prev_v, "already-champion", [], 0,
+                               f"v{version} is already the champion", decision)
+    recorded = _recorded_decision(reg, champion)
+    if recorded is None and decision is not None:
+        before = champion.tags.get(TAG_PREVIOUS, "")
+        decision.outcome = {"promoted": True, "champion": version,
+                            "previous_champion": int(before) if before.isdigit() else None,
+                            "by": pipeline_run_id, "recorded_on_retry": True}
+        log.warning("v%d is champion but its decision was never recorded (the promotion was interrupted); "
+                    "recording it now", version)
+        record(reg, version, decision, pipeline_run_id)
+        recorded = decision
+    elif recorded is None:
+        log.warning("v%d is champion by pipeline run %s, but no decision was recorded and none was given to "
+                    "record; its gate record stays incomplete (`xlir registry show`)", version, pipeline_run_id)
+    return PromotionResult(version, True, version, prev_v, "passed", [], 0,
+                           f"v{version} is champion (previous champion v{prev_v}); completed on retry", recorded)
+
+
+def _restore_previous(reg: Registry, by: str, reason: str) -> VersionInfo | None:
+    """Under the registry lock: with no ``champion`` and a ``previous-champion``, give ``champion`` back
+    to the previous champion (the last version that held it after passing its gates), step
+    ``previous-champion`` one further back, tag the version and warn. None when there is none."""
+    prev = reg.alias(PREVIOUS)
+    if prev is None:
+        return None
+    reg.client.set_registered_model_alias(reg.name, CHAMPION, str(prev.version))
+    _check(reg, CHAMPION, prev.version)
+    before = prev.tags.get(TAG_PREVIOUS, "")
+    new_prev = None
+    if before.isdigit() and int(before) != prev.version:
+        try:
+            new_prev = reg.version(int(before)).version
+        except RegistryError:
+            new_prev = None
+    if new_prev is not None:
+        reg.client.set_registered_model_alias(reg.name, PREVIOUS, str(new_prev))
+    else:
+        reg.client.delete_registered_model_alias(reg.name, PREVIOUS)
+    reg.set_tags(prev.version, {"restored_by": by, "restored_reason": reason[:4000]})
+    log.warning("%s: %s; previous-champion v%d is the champion again (previous-champion now %s)", reg.name, reason,
+                prev.version, f"v{new_prev}" if new_prev else "none")
+    return reg.alias(CHAMPION)
+
+
+def restore_previous_champion(reg: Registry, by: str = "manual",
+                              reason: str = "the champion alias was missing") -> VersionInfo | None:
+    """The champion, after giving the alias back to ``previous-champion`` when it is missing (its
+    version deleted, or the alias removed by hand); None when neither alias exists."""
+    current = reg.champion()
+    if current is not None:
+        return current
+    with reg.lock(f"restore previous-champion ({by})"):
+        current = reg.champion()
+        return current if current is not None else _restore_previous(reg, by, reason)
+
+
+def ensure_baseline(reg: Registry, base_model: str, eval_config, *, evaluator: Evaluator | None = None,
+                    pipeline_run_id: str | None = None, also_evaluate: tuple = ()) -> int:
+    """The champion's version; with no champion yet, evaluate the untuned ``base_model`` once,
+    register it (tags ``baseline=true``, ``gate.status=baseline``) and give it ``champion``.
+    ``also_evaluate``: further eval configs (other datasets) logged to the baseline's run, so a
+    first candidate has a reference on every dataset it was evaluated on.
+
+    A champion that went missing (its version deleted, the alias removed) while ``previous-champion``
+    exists is not replaced by the untuned baseline, which never passed a gate against it: the
+    previous champion gets the alias back, with a warning and ``restored_*`` tags."""
+    reason = "the champion alias was missing when a pipeline run looked for it"
+    current = restore_previous_champion(reg, by=pipeline_run_id or "ensure_baseline", reason=reason)
+    if current is not None:
+        return current.version
+    from xlir.evaluation.config import EvalConfig
+    from xlir.models import model_fingerprint, prepare_model
+
+    cfg = eval_config if isinstance(eval_config, EvalConfig) else EvalConfig(**eval_config_dict(eval_config))
+    cfg = cfg.model_copy(update={"model": base_model})
+    check_gated_precision(cfg, "cannot set up the baseline champion")
+    key = pipeline_run_id or f"baseline-{model_fingerprint(base_model)}-{eval_key(cfg)}"
+    version = reg.find_version(key)
+    if version is None:
+        result = (evaluator or default_evaluator)(cfg)
+        metrics = metrics_of(result)
+        dataset_version = (getattr(result, "info", None) or {}).get("dataset_version")
+        with track_pipeline_run(key, tracking_uri=reg.tracking_uri, experiment=reg.experiment, run_name="baseline",
+                                tags={"xlir.baseline": "true"}) as run:
+            run.log_params({"base_model": base_model})
+            if hasattr(result, "output_dir"):
+                run.log_evaluation(result)
+            else:
+                run.log_config(evaluation=cfg)
+            for extra in also_evaluate:
+                extra = extra if isinstance(extra, EvalConfig) else EvalConfig(**eval_config_dict(extra))
+                extra_result = (evaluator or default_evaluator)(extra.model_copy(update={"model": base_model}))
+                if hasattr(extra_result, "output_dir"):
+                    run.log_evaluation(extra_result)
+            version = reg.register_model(prepare_model(base_model), run.run_id, key, metrics, cfg,
+                                          dataset_version=dataset_version, baseline=True)
+    else:
+        version = version.version
+    with reg.lock(f"baseline v{version}"):
+        current = reg.champion() or _restore_previous(reg, pipeline_run_id or "ensure_baseline", reason)
+        if current is None:
+            reg.set_tags(version, {"promoted_by": key})
+            reg.client.set_registered_model_alias(reg.name, CHAMPION, str(version))
+            current = reg.champion()
+            crowned = True
+        else:
+            crowned = False
+    if crowned and current.version == version:
+        from xlir.registry.card import write_model_card
+
+        write_model_card(reg, version, PromotionResult(version, True, version, None, "baseline",
+                                                       message="baseline, first champion"))
+    return current.version
+
+
 def rollback(reg: Registry, by: str = "manual", reason: str = "") -> PromotionResult:
     """``champion`` back to ``previous-champion``; ``previous-champion`` steps one further back
-    (the restored version's own predecessor) or is removed. The rolled-back version is tagged."""
+    (the restored version's own predecessor) or is removed. The rolled-back version is tagged.
+    With no champion (its version deleted), ``previous-champion`` becomes the champion again."""
     with reg.lock(f"rollback by {by}"):
         current, prev = reg.champion(), reg.alias(PREVIOUS)
         if current is None:
-            raise RegistryError(f"{reg.name!r} has no champion; nothing to roll back")
+            if prev is None:
+                raise RegistryError(f"{reg.name!r} has neither a champion nor a previous-champion; nothing to roll back")
+            restored = _restore_previous(reg, by, reason or "rollback with the champion alias missing")
+            new_prev = reg.alias(PREVIOUS)
+            return PromotionResult(restored.version, True, restored.version, new_prev.version if new_prev else None,
+                                   "rolled-back", [], 0,
+                                   f"no champion (its version was deleted?): previous-champion v{restored.version} "
+                                   "is the champion again")
         if prev is None or prev.version == current.version:
             raise RegistryError(f"{reg.name!r} has no previous-champion to roll back to (champion is v{current.version})")
         reg.client.set_registered_model_alias(reg.name, CHAMPION, str(prev.version))
@@ -276,17 +448,73 @@ def gate_and_promote(reg: Registry, version: int, pipeline_run_id: str, gates: G
                      decision: GateDecision | None = None) -> PromotionResult:
     """The pipeline's last step: decide, promote or reject, record, write the model card.
 
-    ``decision``: one already made for ``version`` (the DAG's ``gate`` task) is acted on as it is;
-    ``promote`` decides again only if the champion it was made against is no longer the champion
-    (and says so in the decision's reference).
+    One call, so that a trained version becomes ``champion`` only after passing the gates against
+    the champion it replaces, and every decision is kept where a reader finds it: as version tags,
+    as ``gate/decision.json`` in the version's run, and in its model card (docs/METHOD.md
+    section 4).
+
+    Steps: if ``version`` is already the champion (a retried task), return at once, recording
+    nothing. Otherwise take ``decision``, or make one with ``decide``: the candidate against the
+    current champion on the same evaluation key, the champion re-evaluated on the candidate's
+    config when theirs differ (or refused, per ``gates.on_eval_mismatch``); with no champion, only
+    the absolute checks run. A ``GateError`` or ``EvalMismatchError`` from ``decide`` tags the
+    version ``gate.status=error`` (with ``gate.error``) and is raised; no alias moves. Then
+    ``promote`` acts on the decision: a pass moves ``champion`` to ``version`` and the old champion
+    to ``previous-champion`` under the registry lock, first deciding again (up to 3 times) if the
+    champion changed since the decision; a rejection moves nothing. Either way the decision is recorded, and with ``model_card`` the
+    card is logged to the version's run and the version's description set to the outcome and the
+    decision's summary.
+
+    Args:
+        reg: the registered model.
+        version: the registered version to gate.
+        pipeline_run_id: who decides (the DAG run id); kept in the tags ``gate.decided_by`` and,
+            on a pass, ``promoted_by``.
+        gates: the resolved gate profile (``load_gates``), thresholds and gating dataset.
+        evaluator: ``EvalConfig -> EvalResult``, used only to re-evaluate the champion on the
+            candidate's config (default: ``xlir.evaluation.evaluate``).
+        model_card: write the model card after promoting or rejecting.
+        decision: a decision already made for ``version`` (the DAG's ``gate`` task); it is acted on
+            as it is, and decided again only if the champion it was made against is no longer the
+            champion (its reference then says so).
+
+    Returns:
+        A ``PromotionResult``: ``status`` ``passed``, ``rejected`` or ``already-champion``,
+        ``promoted``, the ``champion`` and ``previous_champion`` versions afterwards, the names of
+        the ``failed`` checks, ``rechecks``, a one-line ``message`` and the ``decision``
+        (None when the version was already the champion on entry).
+
+    Raises:
+        GateError: a metric an enabled check needs is missing or not finite, the version was
+            evaluated on another dataset than ``gates.dataset`` or at int8, or ``decision`` is about
+            another version.
+        EvalMismatchError: the evaluation configs differ and the profile refuses to re-evaluate,
+            or the champion cannot be re-evaluated on the candidate's data version.
+        RegistryError: no such version, the champion kept moving while promoting, or an alias
+            read back wrong after a move.
+
+    Example:
+        ```python
+        from xlir.registry import load_gates, open_registry
+        from xlir.registry.promotion import gate_and_promote
+
+        reg = open_registry("http://127.0.0.1:5000")          # registered model xlir-encoder
+        result = gate_and_promote(reg, 2, "manual__2026-12-01", load_gates("default"))
+        result.status, result.failed, result.champion         # e.g. ("rejected", ["retrieval.tolerance_mo"], 1)
+        ```
     """
-    current = reg.champion()
-    if current is not None and current.version == version:  # a retry after a successful promotion
-        prev = reg.alias(PREVIOUS)
-        return PromotionResult(version, True, version, prev.version if prev else None, "already-champion",
-                               message=f"v{version} is already the champion")
     if decision is not None and decision.candidate.get("version") not in (None, version):
         raise GateError(f"the decision given is about v{decision.candidate.get('version')}, not v{version}")
+    current = reg.champion()
+    if current is not None and current.version == version:  # a retry after the alias moved
+        result = _already_champion(reg, current, pipeline_run_id, decision)
+        if model_card and result.status == "passed" and not _has_artifact(reg, current.run_id, CARD_FILE):
+            from xlir.registry.card import write_model_card
+
+            log.warning("v%d is champion but its model card was never written (the promotion was interrupted); "
+                        "writing it now", version)
+            write_model_card(reg, version, result)
+        return result
     try:
         decision = decision or decide(reg, version, gates, evaluator=evaluator)
     except (GateError, EvalMismatchError) as e:  # visible in the UI; nothing moves

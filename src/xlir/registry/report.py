@@ -13,7 +13,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from xlir.registry.gates import metric_prefix
+from xlir.registry.gates import DECISION_FILE, metric_prefix
 
 COLUMNS = (("map.mo", "mAP Mo."), ("map.cr", "mAP Cr."), ("map.mul", "mAP Mul."), ("r1.mo", "R@1 Mo."),
            ("r10.mul", "R@10 Mul."), ("rank_distance", "rank distance"), ("map", "mAP"), ("r1", "R@1"),
@@ -23,7 +23,6 @@ LOWER_IS_BETTER = {"rank_distance"}
 
 
 def _decision(reg, run_id: str | None) -> dict | None:
-    from xlir.registry.promotion import DECISION_FILE
 
     if not run_id:
         return None

@@ -2,36 +2,28 @@
 
 For tests, smoke runs and a laptop; production points ``MLFLOW_TRACKING_URI`` at a shared server.
 The server runs in its own process group (``mlflow server`` starts a worker under it), so
-``stop`` ends exactly the processes it started and nothing else.
+``stop`` ends exactly the processes it started and nothing else. ``auth=True`` runs MLflow's
+basic-auth app as the local stack does (``xlir.stack.mlflow_auth``): anonymous requests refused,
+an ``admin`` whose generated password is ``admin_password`` (also in ``ROOT/auth/admin.password``).
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from xlir.errors import XlirError
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+from xlir.net import free_port, http_ok
 
 
 def healthy(uri: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
-            return r.status == 200
-    except OSError:
-        return False
+    """True when the MLflow server at ``uri`` answers its health endpoint."""
+    return http_ok(uri.rstrip("/") + "/health", timeout=timeout)
 
 
 @dataclass
@@ -41,7 +33,9 @@ class LocalServer:
     root: Path
     host: str = "127.0.0.1"
     port: int = 0
+    auth: bool = False
     process: subprocess.Popen | None = field(default=None, repr=False)
+    admin_password: str | None = field(default=None, repr=False)
 
     @property
     def uri(self) -> str:
@@ -50,10 +44,21 @@ class LocalServer:
     def start(self, timeout: float = 90.0) -> LocalServer:
         self.root = Path(self.root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.port = self.port or free_port(self.host)
+        self.port = self.port or free_port(host=self.host)
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        app = []
+        if self.auth:
+            from xlir.stack.mlflow_auth import auth_ini, check_auth_app, secret_file, server_env, write_private
+
+            check_auth_app()
+            folder = self.root / "auth"
+            self.admin_password, _ = secret_file(folder / "admin.password")
+            key, _ = secret_file(folder / "flask-secret-key", 32)
+            write_private(folder / "basic_auth.ini", auth_ini(f"sqlite:///{folder / 'basic_auth.db'}"))
+            env.update(server_env(folder / "basic_auth.ini", self.admin_password, key))
+            app = ["--app-name", "basic-auth"]
         cmd = [
-            sys.executable, "-m", "mlflow", "server",
+            sys.executable, "-m", "mlflow", "server", *app,
             "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
             "--artifacts-destination", str(self.root / "artifacts"),
             "--host", self.host, "--port", str(self.port), "--workers", "1",

@@ -14,6 +14,7 @@ client retries.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -143,6 +144,21 @@ def eval_config_dict(cfg) -> dict:
     data = cfg.model_dump(mode="json") if hasattr(cfg, "model_dump") else dict(cfg)
     data.pop("output_dir", None)
     return data
+
+
+# What makes two evaluations comparable; batch size, top_k (TREC depth), train_languages
+# (only the seen/unseen split of averages) and the output folder do not change gated metrics.
+EVAL_KEY_FIELDS = ("dataset", "split", "max_questions_per_lang", "seed", "candidate_text", "max_seq_length", "precision")
+
+
+def eval_key(eval_config, dataset_version: str | None = None) -> str:
+    """12 hex chars over the fields that make two evaluations comparable (and the data version)."""
+    cfg = eval_config_dict(eval_config)
+    ident = {k: cfg.get(k) for k in EVAL_KEY_FIELDS}
+    if ident["precision"] in (None, "fp32"):  # keys made before precision existed stay the same
+        del ident["precision"]
+    ident["dataset_version"] = dataset_version or cfg.get("dataset_version")
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _chunks(items: list, n: int) -> Iterator[list]:
@@ -318,7 +334,6 @@ class PipelineRun:
     def log_evaluation(self, result, artifact_path: str | None = None) -> dict:
         """An ``EvalResult``: config as ``eval.<prefix>.*``, every metric by its name, the results folder."""
         from xlir.registry.gates import metric_prefix
-        from xlir.registry.versions import eval_key
 
         info = result.info
         prefix = metric_prefix(info["dataset"])

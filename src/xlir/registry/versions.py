@@ -24,14 +24,16 @@ from typing import Any
 
 from xlir.errors import XlirError
 from xlir.registry.gates import languages_of, metric_prefix
-from xlir.registry.lock import RegistryLock
+from xlir.registry.lock import RegistryLock, lock_lease
+from xlir.registry.mlflow_errors import DENIED, EXISTS, INVALID, MISSING, is_error
 from xlir.registry.tracking import (
+    EVAL_KEY_FIELDS,
     EXPERIMENT,
     PipelineRun,
     check_run_key,
     connect,
     eval_config_dict,
-    track_pipeline_run,
+    eval_key,
 )
 
 log = logging.getLogger(__name__)
@@ -45,9 +47,6 @@ TAG_EVAL_KEY = "eval.key"
 TAG_EVAL_CONFIG = "eval.config"
 TAG_GATE_STATUS = "gate.status"
 TAG_PREVIOUS = "champion.previous"
-# What makes two evaluations comparable; batch size, top_k (TREC depth), train_languages
-# (only the seen/unseen split of averages) and the output folder do not change gated metrics.
-EVAL_KEY_FIELDS = ("dataset", "split", "max_questions_per_lang", "seed", "candidate_text", "max_seq_length", "precision")
 GATED_PRECISION = "fp32"
 """The only precision a registered version's metrics (and so a gate decision) may come from."""
 
@@ -56,16 +55,6 @@ Evaluator = Callable[[Any], Any]  # EvalConfig -> EvalResult | dict[str, float]
 
 class RegistryError(XlirError):
     """A registry operation cannot be done as asked (no such version, nothing to roll back to...)."""
-
-
-def eval_key(eval_config, dataset_version: str | None = None) -> str:
-    """12 hex chars over the fields that make two evaluations comparable (and the data version)."""
-    cfg = eval_config_dict(eval_config)
-    ident = {k: cfg.get(k) for k in EVAL_KEY_FIELDS}
-    if ident["precision"] in (None, "fp32"):  # keys made before precision existed stay the same
-        del ident["precision"]
-    ident["dataset_version"] = dataset_version or cfg.get("dataset_version")
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def check_gated_precision(eval_config, what: str) -> None:
@@ -128,13 +117,13 @@ class Registry:
     """The registered model ``name`` on one tracking server."""
 
     def __init__(self, tracking_uri: str | None = None, name: str = MODEL_NAME, *, experiment: str = EXPERIMENT,
-                 client=None, lock_ttl: float = 600.0, lock_timeout: float = 300.0, download_dir: Path | None = None):
+                 client=None, lock_ttl: float | None = None, lock_timeout: float = 300.0, download_dir: Path | None = None):
         self.name = name
         self.download_dir = download_dir
         self.experiment = experiment
         self.tracking_uri = tracking_uri
         self.client = client or connect(tracking_uri)
-        self.lock_ttl, self.lock_timeout = lock_ttl, lock_timeout
+        self.lock_ttl, self.lock_timeout = lock_lease() if lock_ttl is None else lock_ttl, lock_timeout
 
     # -- basics
 
@@ -147,7 +136,7 @@ class Registry:
                 self.name, description="xlir multilingual retrieval encoder; `champion` moves only through the promotion gates",
                 tags={"xlir": "true"})
         except Exception as e:  # noqa: BLE001
-            if str(getattr(e, "error_code", "")) not in {"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"}:
+            if not is_error(e, EXISTS):
                 raise
 
     def exists(self) -> bool:
@@ -155,7 +144,7 @@ class Registry:
             self.client.get_registered_model(self.name)
             return True
         except Exception as e:  # noqa: BLE001
-            if str(getattr(e, "error_code", "")) in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}:
+            if is_error(e, MISSING):
                 return False
             raise
 
@@ -163,7 +152,7 @@ class Registry:
         try:
             return _info(self.client.get_model_version(self.name, str(version)))
         except Exception as e:  # noqa: BLE001
-            if str(getattr(e, "error_code", "")) in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}:
+            if is_error(e, MISSING, INVALID):
                 raise RegistryError(f"no version {version} of registered model {self.name!r}; see `xlir registry show`") from None
             raise
 
@@ -172,8 +161,8 @@ class Registry:
         try:
             return _info(self.client.get_model_version_by_alias(self.name, alias))
         except Exception as e:  # noqa: BLE001
-            if str(getattr(e, "error_code", "")) in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}:
-                return None
+            if is_error(e, MISSING, INVALID) or (is_error(e, DENIED) and not self.exists()):
+                return None  # MLflow's auth app answers 403, not 404, to a non-admin about a model that does not exist
             raise
 
     def champion(self) -> VersionInfo | None:
@@ -330,62 +319,6 @@ class Registry:
             shutil.rmtree(tmp, ignore_errors=True)
         return folder
 
-    # -- baseline
-
-    def ensure_baseline(self, base_model: str, eval_config, *, evaluator: Evaluator | None = None,
-                        pipeline_run_id: str | None = None, also_evaluate: tuple = ()) -> int:
-        """The champion's version; with no champion yet, evaluate the untuned ``base_model`` once,
-        register it (tags ``baseline=true``, ``gate.status=baseline``) and give it ``champion``.
-        ``also_evaluate``: further eval configs (other datasets) logged to the baseline's run, so a
-        first candidate has a reference on every dataset it was evaluated on."""
-        current = self.champion()
-        if current is not None:
-            return current.version
-        from xlir.config import EvalConfig
-        from xlir.models import model_fingerprint, prepare_model
-
-        cfg = eval_config if isinstance(eval_config, EvalConfig) else EvalConfig(**eval_config_dict(eval_config))
-        cfg = cfg.model_copy(update={"model": base_model})
-        check_gated_precision(cfg, "cannot set up the baseline champion")
-        key = pipeline_run_id or f"baseline-{model_fingerprint(base_model)}-{eval_key(cfg)}"
-        version = self.find_version(key)
-        if version is None:
-            result = (evaluator or default_evaluator)(cfg)
-            metrics = metrics_of(result)
-            dataset_version = (getattr(result, "info", None) or {}).get("dataset_version")
-            with track_pipeline_run(key, tracking_uri=self.tracking_uri, experiment=self.experiment, run_name="baseline",
-                                    tags={"xlir.baseline": "true"}) as run:
-                run.log_params({"base_model": base_model})
-                if hasattr(result, "output_dir"):
-                    run.log_evaluation(result)
-                else:
-                    run.log_config(evaluation=cfg)
-                for extra in also_evaluate:
-                    extra = extra if isinstance(extra, EvalConfig) else EvalConfig(**eval_config_dict(extra))
-                    extra_result = (evaluator or default_evaluator)(extra.model_copy(update={"model": base_model}))
-                    if hasattr(extra_result, "output_dir"):
-                        run.log_evaluation(extra_result)
-                version = self.register_model(prepare_model(base_model), run.run_id, key, metrics, cfg,
-                                              dataset_version=dataset_version, baseline=True)
-        else:
-            version = version.version
-        with self.lock(f"baseline v{version}"):
-            current = self.champion()
-            if current is None:
-                self.set_tags(version, {"promoted_by": key})
-                self.client.set_registered_model_alias(self.name, CHAMPION, str(version))
-                current = self.champion()
-                crowned = True
-            else:
-                crowned = False
-        if crowned and current.version == version:
-            from xlir.registry.card import write_model_card
-            from xlir.registry.promotion import PromotionResult
-
-            write_model_card(self, version, PromotionResult(version, True, version, None, "baseline",
-                                                            message="baseline, first champion"))
-        return current.version
-
     # -- table
 
     def table(self, limit: int | None = 50, dataset: str = "xquad-r") -> list[dict]:
@@ -396,7 +329,7 @@ class Registry:
             for a, v in (self.client.get_registered_model(self.name).aliases or {}).items():
                 aliases.setdefault(int(v), []).append(a)
         except Exception as e:  # noqa: BLE001
-            if str(getattr(e, "error_code", "")) in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}:
+            if is_error(e, MISSING):
                 return []
             raise
         for alias in (CHAMPION, PREVIOUS):  # aliases read one by one are authoritative

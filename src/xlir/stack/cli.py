@@ -26,7 +26,8 @@ def stack_up(state_dir: Path | None = StateOption,
 
     stack = LocalStack(state_dir, parallelism=parallelism, db=db)
     _print(stack.up(echo=typer.echo))
-    typer.echo(f"Airflow UI {stack.api_url} (user admin, password in {stack.passwords_file}); MLflow {stack.mlflow_uri}")
+    typer.echo(f"Airflow UI {stack.api_url} (user admin, password in {stack.passwords_file}); MLflow {stack.mlflow_uri} "
+               f"(user admin, password in {stack.mlflow_password_file('admin')}; the pipeline's: eval \"$(xlir stack env)\")")
 
 
 def stack_down(state_dir: Path | None = StateOption) -> None:
@@ -73,15 +74,44 @@ def stack_run(state_dir: Path | None = StateOption,
 
 
 def stack_init() -> None:
-    """Prepare the Airflow this environment describes (compose's airflow-init service runs this): admin
-    password file (AIRFLOW_ADMIN_PASSWORD, else generated), `airflow db migrate`, the promotion pool,
-    the xlir data folders."""
+    """Prepare the Airflow this environment describes (compose's airflow-init service runs this): refuse
+    CHANGE-ME settings, admin password file (AIRFLOW_ADMIN_PASSWORD, else generated), `airflow db migrate`,
+    the promotion pool, the xlir data folders; with MLFLOW_ADMIN_PASSWORD set, MLflow's pipeline user
+    (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD) and its permissions."""
     import os
 
-    from xlir.stack.init import init_airflow
+    from xlir.stack.init import check_settings, init_airflow
 
+    check_settings()
     init_airflow(password=os.environ.get("AIRFLOW_ADMIN_PASSWORD") or None, echo=typer.echo)
     typer.echo("Airflow initialised")
+    if os.environ.get("MLFLOW_ADMIN_PASSWORD"):
+        from xlir.stack.mlflow_auth import PIPELINE_USER, ensure_pipeline_user
+
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME") or PIPELINE_USER
+        created = ensure_pipeline_user(os.environ["MLFLOW_TRACKING_URI"], os.environ["MLFLOW_ADMIN_PASSWORD"],
+                                       os.environ["MLFLOW_TRACKING_PASSWORD"], user=user)
+        typer.echo(f"MLflow pipeline user {user!r} {'created' if created else 'checked'}")
+
+
+def stack_check_env() -> None:
+    """Refuse settings still at .env.example's CHANGE-ME (compose's config-check service runs this
+    before any database or store starts); prints the names only, never a value."""
+    from xlir.stack.init import check_settings
+
+    check_settings()
+    typer.echo("settings checked: no CHANGE-ME left")
+
+
+def stack_env(state_dir: Path | None = StateOption) -> None:
+    """Shell lines that point MLflow's client at this stack as its pipeline user (the password is read
+    from its 0600 file when the shell runs them): eval "$(xlir stack env)"."""
+    import shlex
+
+    stack = _stack(state_dir)
+    typer.echo(f"export MLFLOW_TRACKING_URI={shlex.quote(stack.mlflow_uri)}")
+    typer.echo(f"export MLFLOW_TRACKING_USERNAME={shlex.quote(stack.mlflow_user)}")
+    typer.echo(f'export MLFLOW_TRACKING_PASSWORD="$(cat {shlex.quote(str(stack.mlflow_password_file(stack.mlflow_user)))})"')
 
 
 def _print(rows) -> None:
@@ -95,3 +125,5 @@ app.command("down")(stack_down)
 app.command("status")(stack_status)
 app.command("run")(stack_run)
 app.command("init")(stack_init)
+app.command("check-env")(stack_check_env)
+app.command("env")(stack_env)

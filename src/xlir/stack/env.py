@@ -2,7 +2,9 @@
 
 SQLite metadata DB under ``AIRFLOW_HOME``, LocalExecutor, low parallelism, no examples, the
 repo's ``dags/`` and ``plugins/``, SimpleAuthManager with one admin user whose password lives in
-a 0600 file, and every listener (API server, log servers) on 127.0.0.1.
+a 0600 file, every listener (API server, log servers) on 127.0.0.1, and MLflow's client logged in as
+the pipeline's own user (``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``: by environment,
+never on a command line; ``xlir.stack.mlflow_auth``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ PLUGINS_FOLDER = REPO_ROOT / "plugins"
 def airflow_env(home: str | Path, *, parallelism: int = 2, api_port: int = 8080, log_port: int = 8793,
                 trigger_log_port: int = 8794, mlflow_uri: str | None = None, admin: str = "admin",
                 passwords_file: str | Path | None = None, extra: dict[str, str] | None = None,
-                sql_alchemy_conn: str | None = None) -> dict[str, str]:
+                sql_alchemy_conn: str | None = None, mlflow_username: str | None = None,
+                mlflow_password: str | None = None) -> dict[str, str]:
     """The ``AIRFLOW__*`` (and xlir) variables of an isolated Airflow at ``home`` (metadata DB:
     ``sql_alchemy_conn``, default SQLite in ``home``)."""
     home = Path(home).resolve()
@@ -56,5 +59,8 @@ def airflow_env(home: str | Path, *, parallelism: int = 2, api_port: int = 8080,
     if mlflow_uri:
         env["MLFLOW_TRACKING_URI"] = mlflow_uri
         env.setdefault("XLIR_MLFLOW_UI_URL", mlflow_uri)
+    if mlflow_username and mlflow_password:
+        env["MLFLOW_TRACKING_USERNAME"] = mlflow_username
+        env["MLFLOW_TRACKING_PASSWORD"] = mlflow_password
     env.update(extra or {})
     return env

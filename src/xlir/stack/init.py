@@ -6,6 +6,10 @@
 2. ``airflow db migrate`` (idempotent: upgrades an existing metadata DB);
 3. the one-slot pool that keeps promotions from overlapping;
 4. the xlir data folders named by ``XLIR_*_DIR``.
+
+Compose's init services also refuse settings still at their ``.env.example`` placeholder
+(``check_settings``: ``CHANGE-ME`` anywhere in a value, an MLflow password shorter than MLflow's
+minimum), and ``airflow-init`` creates MLflow's pipeline user (``xlir.stack.mlflow_auth``).
 """
 
 from __future__ import annotations
@@ -21,11 +25,34 @@ from xlir.errors import XlirError
 from xlir.pipeline.params import PROMOTION_POOL
 
 ADMIN = "admin"
+PLACEHOLDER = "CHANGE-ME"
+MLFLOW_PASSWORDS = ("MLFLOW_ADMIN_PASSWORD", "MLFLOW_PIPELINE_PASSWORD", "MLFLOW_TRACKING_PASSWORD")
 DATA_DIRS = ("XLIR_LANDING_DIR", "XLIR_STORE_DIR", "XLIR_QUARANTINE_DIR", "XLIR_PIPELINE_DIR")
 
 
 class InitError(XlirError):
     """An Airflow command of the initialisation failed."""
+
+
+def placeholders(env: dict) -> list[str]:
+    """Names of the variables whose value still holds ``.env.example``'s ``CHANGE-ME``."""
+    return sorted(k for k, v in env.items() if PLACEHOLDER.lower() in str(v).lower())
+
+
+def check_settings(env: dict | None = None) -> None:
+    """Refuse to go on with a ``CHANGE-ME`` left, or an MLflow password MLflow would refuse (names only,
+    never values)."""
+    from xlir.stack.mlflow_auth import MIN_PASSWORD
+
+    env = dict(os.environ if env is None else env)
+    left = placeholders(env)
+    if left:
+        raise InitError(f"refusing to start: {', '.join(left)} still set to {PLACEHOLDER} (from .env.example); "
+                        "put a real value in .env (python -c \"import secrets; print(secrets.token_urlsafe(32))\")")
+    short = [k for k in MLFLOW_PASSWORDS if k in env and len(env[k]) < MIN_PASSWORD]
+    if short:
+        raise InitError(f"refusing to start: {', '.join(short)} shorter than {MIN_PASSWORD} characters "
+                        "(MLflow refuses such passwords)")
 
 
 def run_airflow(args: list[str], env: dict, cwd: str | Path | None = None, timeout: float = 600) -> str:

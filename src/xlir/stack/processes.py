@@ -2,19 +2,31 @@
 
 Services (each its own process group, pid file ``STATE/pids/<name>.pid``, log ``STATE/logs/<name>.log``):
 
-* ``mlflow``: ``mlflow server`` (SQLite backend ``STATE/mlflow/mlflow.db``, artifacts in
-  ``STATE/mlflow/artifacts``, one worker, job execution off);
+* ``mlflow``: ``mlflow server --app-name basic-auth`` (SQLite backend ``STATE/mlflow/mlflow.db``,
+  artifacts in ``STATE/mlflow/artifacts``, one worker, job execution off). Anonymous requests are
+  refused; the admin password is generated on the first ``up``, printed once and kept in
+  ``STATE/mlflow/auth/admin.password``; the pipeline's own user ``xlir`` (``xlir.stack.mlflow_auth``)
+  has its password in ``STATE/mlflow/auth/xlir.password`` (all mode 0600), and the Airflow
+  processes get it by environment;
 * ``api-server``, ``scheduler``, ``dag-processor``, ``triggerer``: Airflow 3 as separate
   processes (never ``airflow standalone``), SQLite metadata DB, LocalExecutor, parallelism 2;
 * with ``db="postgres"`` (``XLIR_DB=postgres``), ``postgres`` first (``xlir.stack.postgres``):
-  Airflow's metadata DB and MLflow's backend store live there instead of SQLite.
+  Airflow's metadata DB and MLflow's backend store (and its users) live there instead of SQLite,
+  each database owned by its own unprivileged role. MLflow's URL on its command line holds no
+  password: the server gets it as ``PGPASSWORD``.
 
 Everything binds to 127.0.0.1: the scheduler and triggerer run with ``--skip-serve-logs``
 (Airflow's log server listens on every interface and cannot be told otherwise), so the API
 server reads task logs from ``STATE/airflow/logs`` directly. The admin password is generated
 on the first ``up``, printed once and kept in ``STATE/airflow/passwords.json`` (mode 0600).
-``down`` stops exactly the process groups whose pids it wrote, checking each pid still runs
-the command it started (a recycled pid is never signalled).
+No secret is ever on a command line (``/proc/PID/cmdline`` is world-readable): passwords go by
+environment (readable only by the same user) or by 0600 file.
+
+Each pid file records the pid with the process's start time (``/proc/PID/stat``, clock ticks since
+boot) and the boot id. ``down`` stops exactly the process groups whose pids it wrote, and only
+while that pid is still the process it started: a recycled pid (another process, whatever its
+command line says) is never signalled. A pid file written before start times were recorded
+(``PID name``) counts only for a process that also runs in the stack's own folder.
 """
 
 from __future__ import annotations
@@ -25,14 +37,26 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from xlir.errors import XlirError
+from xlir.net import free_port, http_ok
 from xlir.paths import REPO_ROOT
 from xlir.stack.env import airflow_env
 from xlir.stack.init import ADMIN, init_airflow
+from xlir.stack.mlflow_auth import (
+    ADMIN as MLFLOW_ADMIN,
+    PIPELINE_USER,
+    MlflowAuthError,
+    auth_ini,
+    check_auth_app,
+    ensure_pipeline_user,
+    request,
+    secret_file,
+    server_env,
+    write_private,
+)
 
 SERVICES = ("mlflow", "api-server", "scheduler", "dag-processor", "triggerer")
 ALL_SERVICES = ("postgres", *SERVICES)
@@ -47,32 +71,38 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("XLIR_STACK_DIR") or REPO_ROOT / ".xlir" / "stack").expanduser().resolve()
 
 
-def _free_port(preferred: int) -> int:
-    import socket
-
-    for port in (preferred, 0):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return s.getsockname()[1]
-    raise StackError("no free port on 127.0.0.1")
-
-
-def _http_ok(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return 200 <= r.status < 300
-    except OSError:
-        return False
-
-
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (field 22 of ``/proc/PID/stat``), or None
+    when no such process runs. A pid can be reused; a (pid, start time) pair cannot, within a boot."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    try:  # the command name (field 2) may hold spaces and parentheses: count from the last ")"
+        return int(stat[stat.rindex(")") + 2:].split()[19])
+    except (ValueError, IndexError):
+        return None
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _cwd(pid: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
 
 
 def _group_pids(pgid: int) -> list[int]:
@@ -121,6 +151,16 @@ class LocalStack:
         return self.state / "airflow"
 
     @property
+    def mlflow_dir(self) -> Path:
+        return self.state / "mlflow"
+
+    mlflow_user = PIPELINE_USER
+
+    def mlflow_password_file(self, user: str) -> Path:
+        """``STATE/mlflow/auth/<user>.password`` (mode 0600): ``admin`` or the pipeline's ``xlir``."""
+        return self.mlflow_dir / "auth" / f"{user}.password"
+
+    @property
     def passwords_file(self) -> Path:
         return self.home / "passwords.json"
 
@@ -142,7 +182,7 @@ class LocalStack:
             return ports
         self.state.mkdir(parents=True, exist_ok=True)
         for k in wanted:
-            ports.setdefault(k, _free_port(self._preferred[k]))
+            ports.setdefault(k, free_port(self._preferred[k]))
         path.write_text(json.dumps(ports))
         return ports
 
@@ -165,32 +205,103 @@ class LocalStack:
             "TOKENIZERS_PARALLELISM": "false",
         }
         conn = self.postgres.url("airflow") if self.db == "postgres" else None
+        password, _ = secret_file(self.mlflow_password_file(self.mlflow_user))
         return {**os.environ, **airflow_env(self.home, parallelism=self.parallelism, api_port=self.ports()["api"],
                                             mlflow_uri=self.mlflow_uri, admin=ADMIN, sql_alchemy_conn=conn,
-                                            passwords_file=self.passwords_file, extra=extra)}
+                                            passwords_file=self.passwords_file, extra=extra,
+                                            mlflow_username=self.mlflow_user, mlflow_password=password)}
+
+    def mlflow_client_env(self) -> dict[str, str]:
+        """What MLflow's client needs to work on this stack as the pipeline user."""
+        env = self.env()
+        return {k: env[k] for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+
+    def mlflow_server_env(self, echo=print) -> dict[str, str]:
+        """The MLflow server's environment: its auth app's settings (secrets generated into 0600 files
+        the first time, the admin password printed once), ``PGPASSWORD`` in PostgreSQL mode, and
+        none of Airflow's settings or the pipeline's credentials."""
+        check_auth_app()
+        auth = self.mlflow_dir / "auth"
+        auth.mkdir(parents=True, exist_ok=True)
+        os.chmod(auth, 0o700)
+        admin_file = self.mlflow_password_file(MLFLOW_ADMIN)
+        admin_password, generated = secret_file(admin_file)
+        if generated:
+            echo(f"MLflow admin password (shown once, kept in {admin_file}, mode 0600): {admin_password}")
+        secret_file(self.mlflow_password_file(self.mlflow_user))
+        key, _ = secret_file(auth / "flask-secret-key", 32)
+        db = self.postgres.url("mlflow", password=False) if self.db == "postgres" else f"sqlite:///{auth / 'basic_auth.db'}"
+        write_private(auth / "basic_auth.ini", auth_ini(db))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AIRFLOW", "MLFLOW_TRACKING_"))}
+        env.update(server_env(auth / "basic_auth.ini", admin_password, key))
+        env.update(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", NO_PROXY="127.0.0.1,localhost")
+        if self.db == "postgres":
+            env["PGPASSWORD"] = self.postgres.password("mlflow")
+        return env
+
+    def _start_mlflow(self, echo) -> None:
+        self.mlflow_dir.mkdir(parents=True, exist_ok=True)
+        self._spawn("mlflow", self._commands()["mlflow"], self.mlflow_server_env(echo))
+
+    def _mlflow_open(self) -> bool:
+        """True when the running MLflow answers an anonymous request (started without authentication)."""
+        try:
+            status, _ = request(self.mlflow_uri, "GET", "/api/2.0/mlflow/experiments/search", query={"max_results": 1},
+                                timeout=10)
+        except MlflowAuthError:
+            return False
+        return status == 200
+
+    def _ensure_pipeline_user(self, echo) -> None:
+        """The pipeline's MLflow user exists, with its password from its file and its permissions."""
+        admin_password, _ = secret_file(self.mlflow_password_file(MLFLOW_ADMIN))
+        password, _ = secret_file(self.mlflow_password_file(self.mlflow_user))
+        if ensure_pipeline_user(self.mlflow_uri, admin_password, password, user=self.mlflow_user):
+            echo(f"MLflow user {self.mlflow_user!r} created for the pipeline (password in "
+                 f"{self.mlflow_password_file(self.mlflow_user)}, mode 0600)")
 
     # -- processes
 
     def pid(self, name: str) -> int | None:
-        """The pid of a running service started by this stack, else None (stale pid files are removed)."""
+        """The pid of a running service started by this stack, else None (stale pid files are removed).
+
+        The process must be the very one ``_spawn`` started: same pid, same start time, same boot.
+        A pid reused by another process (even one whose command line names airflow or mlflow) is not."""
         f = self.pid_file(name)
         try:
-            pid, token = f.read_text().split(maxsplit=1)
-            pid = int(pid)
-        except (OSError, ValueError):
+            text = f.read_text()
+        except OSError:
             return None
-        cmd = _cmdline(pid)
-        if token.strip() in cmd or token.split()[0] in cmd:  # Airflow may retitle its processes
+        try:
+            rec = json.loads(text)
+            pid, ours = int(rec["pid"]), (rec.get("start") is not None and start_time(int(rec["pid"])) == rec["start"]
+                                          and rec.get("boot", "") == boot_id())
+        except (ValueError, KeyError, TypeError):
+            ours, pid = self._legacy_pid(text)
+        if ours:
             return pid
         f.unlink(missing_ok=True)
         return None
 
+    def _legacy_pid(self, text: str) -> tuple[bool, int | None]:
+        """A pid file of the older ``PID name`` format: the process must run the named command and
+        run in this stack's folder (where ``_spawn`` starts every service; PostgreSQL moves to its data)."""
+        try:
+            pid_s, token = text.split(maxsplit=1)
+            pid = int(pid_s)
+        except ValueError:
+            return False, None
+        cmd = _cmdline(pid)
+        named = token.strip() in cmd or token.split()[0] in cmd  # Airflow may retitle its processes
+        return named and _cwd(pid) in (self.state, self.state / "postgres" / "data"), pid
+
     def _commands(self) -> dict[str, list[str]]:
+        """Every service's command line: nothing secret in any (passwords go by environment)."""
         af = [sys.executable, "-m", "airflow"]
-        root = self.state / "mlflow"
-        backend = self.postgres.url("mlflow") if self.db == "postgres" else f"sqlite:///{root / 'mlflow.db'}"
+        root = self.mlflow_dir
+        backend = self.postgres.url("mlflow", password=False) if self.db == "postgres" else f"sqlite:///{root / 'mlflow.db'}"
         return {
-            "mlflow": [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
+            "mlflow": [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth", "--backend-store-uri", backend,
                        "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
                        "--port", str(self.ports()["mlflow"]), "--workers", "1"],
             "api-server": [*af, "api-server", "--host", "127.0.0.1", "--port", str(self.ports()["api"]), "--workers", "1"],
@@ -205,8 +316,8 @@ class LocalStack:
         with open(self.log_file(name), "ab") as log:
             p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                  cwd=self.state, start_new_session=True, **popen)
-        token = {"mlflow": "mlflow server", "postgres": "postgres -D"}.get(name, f"airflow {name}")
-        self.pid_file(name).write_text(f"{p.pid} {token}\n")
+        record = {"pid": p.pid, "start": start_time(p.pid), "boot": boot_id(), "cmd": cmd}
+        self.pid_file(name).write_text(json.dumps(record) + "\n")
         return p.pid
 
     def _init_airflow(self, env: dict, echo) -> None:
@@ -241,23 +352,28 @@ class LocalStack:
         self._check_mode()
         if self.db == "postgres":
             self._start_postgres(echo, timeout)
+        if self.pid("mlflow") is not None and self._mlflow_open():
+            echo("MLflow runs without authentication (started by an older xlir): restarting MLflow and Airflow "
+                 "with it (Airflow's processes get the pipeline's MLflow login)")
+            for name in reversed(SERVICES):
+                self.stop_service(name)
         env = self.env()
         cmds = self._commands()
         if self.pid("mlflow") is None:
-            (self.state / "mlflow").mkdir(parents=True, exist_ok=True)
-            self._spawn("mlflow", cmds["mlflow"], {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+            self._start_mlflow(echo)
         self._init_airflow(env, echo)
         for name in SERVICES[1:]:
             if self.pid(name) is None:
                 self._spawn(name, cmds[name], env)
         self._wait(f"{self.mlflow_uri}/health", "mlflow", timeout)
+        self._ensure_pipeline_user(echo)
         self._wait(f"{self.api_url}/api/v2/monitor/health", "api-server", timeout)
         return self.status()
 
     def _wait(self, url: str, name: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if _http_ok(url):
+            if http_ok(url):
                 return
             if self.pid(name) is None:
                 raise StackError(f"{name} exited during start; see {self.log_file(name)}")

@@ -12,8 +12,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,6 +23,22 @@ from xlir.stack.api import AirflowAPI, AirflowAPIError
 from xlir.stack.processes import ADMIN, LocalStack, StackError
 
 DAGS = ("xlir_ingest", "xlir_train", "xlir_compare")
+
+
+@contextmanager
+def client_env(values: dict[str, str]):
+    """``values`` in this process's environment while the block runs (MLflow's client reads its
+    credentials from there), the previous values back afterwards."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def api_for(stack: LocalStack) -> AirflowAPI:
@@ -177,7 +195,8 @@ def report(stack: LocalStack, api: AirflowAPI, train: dict, echo=print) -> dict:
     source = promoted or registered
     if source and source.get("version"):
         name = source.get("registered_model") or (source.get("model_uri") or "").split("/")[1]
-        rep = version_report(open_registry(stack.mlflow_uri, name), int(source["version"]))
+        with client_env(stack.mlflow_client_env()):  # MLflow refuses anonymous reads too
+            rep = version_report(open_registry(stack.mlflow_uri, name), int(source["version"]))
         echo(render_report(rep))
         if promoted:
             echo(f"promotion: {promoted.get('status')}" + (f": {promoted['message']}" if promoted.get("message") else ""))
@@ -192,4 +211,4 @@ def report(stack: LocalStack, api: AirflowAPI, train: dict, echo=print) -> dict:
     return {"promotion": promoted, "report": rep}
 
 
-__all__ = ["AirflowAPIError", "api_for", "land_dataset", "report", "run_default"]
+__all__ = ["AirflowAPIError", "api_for", "client_env", "land_dataset", "report", "run_default"]

@@ -6,12 +6,11 @@ Public surface::
     result = train(TrainConfig(base_model="tiny", steps=10, strategy="hybrid", alpha=0.5))
     result.model_dir  # a sentence-transformers folder; xlir.models.load_encoder(result.model_dir)
 
-torch and sentence-transformers load only when ``train``, ``TrainResult`` or the sampler is
+pandas, torch and sentence-transformers load only when ``train``, the data tables or the sampler are
 first used, so importing the config stays cheap (CLI help, Airflow DAG parsing).
 """
 
 from xlir.training.config import TrainConfig
-from xlir.training.data import TrainingData, TripletTable, build_triplets, prepare_training_data, split_by_parallel_id
 
 __all__ = [
     "HybridBatchSampler",
@@ -26,6 +25,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    **{name: "xlir.training.data" for name in ("TrainingData", "TripletTable", "build_triplets", "prepare_training_data",
+                                               "split_by_parallel_id")},
     "train": "xlir.training.trainer",
     "TrainResult": "xlir.training.trainer",
     "HybridBatchSampler": "xlir.training.samplers",

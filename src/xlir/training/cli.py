@@ -30,6 +30,7 @@ def train_command(
         None, "--train-datasets", "--train-dataset", help=_help("train_datasets") + "; comma-separated or repeated"
     ),
     languages: str = typer.Option(None, help=_help("languages") + "; comma-separated"),
+    holdout_languages: str = typer.Option(None, help=_help("holdout_languages") + "; comma-separated"),
     strategy: str = typer.Option(None, help=_help("strategy")),
     alpha: float = typer.Option(None, help=_help("alpha")),
     steps: int = typer.Option(None, help=_help("steps")),
@@ -41,6 +42,7 @@ def train_command(
     lr_schedule: str = typer.Option(None, help=_help("lr_schedule")),
     warmup_ratio: float = typer.Option(None, help=_help("warmup_ratio")),
     scale: float = typer.Option(None, help=_help("scale")),
+    align_weight: float = typer.Option(None, help=_help("align_weight")),
     max_seq_length: int = typer.Option(None, help=_help("max_seq_length")),
     seed: int = typer.Option(None, help=_help("seed")),
     freeze_word_embeddings: bool = typer.Option(
@@ -59,6 +61,8 @@ def train_command(
     early_stopping_patience: int = typer.Option(None, help=_help("early_stopping_patience")),
     output: Path = typer.Option(None, "--output", "-o", help=_help("output_dir")),
     resume: bool = typer.Option(None, "--resume/--no-resume", help=_help("resume")),
+    keep_checkpoints: int = typer.Option(None, help=_help("keep_checkpoints")),
+    log_every: int = typer.Option(None, help=_help("log_every")),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
 ) -> None:
     """Fine-tune an encoder on parallel QA data with mono, cross or hybrid batches."""
@@ -66,6 +70,7 @@ def train_command(
         "base_model": base_model,
         "train_datasets": train_datasets or None,
         "languages": languages,
+        "holdout_languages": holdout_languages,
         "strategy": strategy,
         "alpha": alpha,
         "steps": steps,
@@ -77,6 +82,7 @@ def train_command(
         "lr_schedule": lr_schedule,
         "warmup_ratio": warmup_ratio,
         "scale": scale,
+        "align_weight": align_weight,
         "max_seq_length": max_seq_length,
         "seed": seed,
         "freeze_word_embeddings": freeze_word_embeddings,
@@ -93,6 +99,8 @@ def train_command(
         "early_stopping_patience": early_stopping_patience,
         "output_dir": output,
         "resume": resume,
+        "keep_checkpoints": keep_checkpoints,
+        "log_every": log_every,
     }
     cfg = config_from_options({k: v for k, v in given.items() if v is not None})
 
@@ -127,23 +135,9 @@ def config_from_options(options: dict) -> TrainConfig:
     """``TrainConfig(**options)``, with a validation failure as one readable ``XlirError`` line."""
     from pydantic import ValidationError
 
-    from xlir.errors import XlirError
+    from xlir.errors import XlirError, options_error
 
     try:
         return TrainConfig(**options)
     except ValidationError as e:
-        raise XlirError(validation_message(e)) from None
-
-
-def validation_message(e) -> str:
-    """``--option: what is wrong (got value)`` for each error of a pydantic ``ValidationError``."""
-    parts = []
-    for err in e.errors():
-        loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
-        msg = err["msg"].removeprefix("Value error, ")
-        if not loc:  # a rule across several options
-            parts.append(msg)
-            continue
-        name = "--" + {"output_dir": "output"}.get(loc[0], loc[0]).replace("_", "-")
-        parts.append(f"{name}: {msg} (got {err['input']!r})")
-    return "invalid training options: " + "; ".join(parts)
+        raise XlirError(options_error(e, "training")) from None

@@ -23,9 +23,23 @@ import pandas as pd
 from xlir.errors import XlirError
 
 TEXT_COLUMNS = ("anchor", "positive", "negative")
-"""The only columns the trainer's collator sees, in the order MultipleNegativesRankingLoss reads."""
+"""The columns the trainer's collator sees, in the order MultipleNegativesRankingLoss reads."""
+PIVOT_COLUMNS = ("anchor_pivot", "positive_pivot")
+"""The pivot-language versions of a row's question and answer sentence, after the text columns when
+the alignment term is on: its targets (xlir.training.losses.LengthGroupedMNRLoss, align_weight)."""
+PIVOT_LANGUAGE = "en"
+"""The language every other one is aligned to: the base encoder's best (e5 is trained mostly on
+English), and present in every MLQA-R parallel id."""
 
 _FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".pq")
+TEST_DATASETS = frozenset({"xquad-r", "dream"})
+"""Zero-shot test sets. Only DREAM's ``train`` split may serve as training (and validation) data."""
+
+
+def is_test_source(name: str) -> bool:
+    """True for a training source name that is (a split of) a test dataset: ``xquad-r``, ``dream:test``."""
+    base, _, split = name.partition(":")
+    return base in TEST_DATASETS and not (base == "dream" and split == "train")
 
 
 @dataclass(frozen=True)
@@ -65,8 +79,14 @@ def load_source(spec: str, languages: list[str] | None = None) -> TrainingSource
         info = source(base)
         if not split and "train" in info.get("splits", {}):
             split = "train"
+        name = f"{base}:{split}" if split else base
+        if is_test_source(name):
+            raise XlirError(
+                f"training source {name!r} is a zero-shot test set: training on it would make its evaluation a fit, "
+                "not a measurement; train on mlqa-r, dream:train or your own files"
+            )
         ds = load_dataset(base, split=split or None)
-        questions, name, version = ds.questions, (f"{base}:{split}" if split else base), ds.version
+        questions, version = ds.questions, ds.version
     if languages:
         questions = questions[questions["lang"].isin(languages)]
     questions = questions.drop_duplicates(["parallel_id", "lang"]).reset_index(drop=True)
@@ -198,15 +218,20 @@ class TripletTable:
     source_sizes: list[int]
     languages: list[str]
     parallel_ids: list[tuple[str, str]] = field(default_factory=list)
+    anchor_pivot: list[str] = field(default_factory=list)
+    positive_pivot: list[str] = field(default_factory=list)
+    """Row-aligned ``PIVOT_LANGUAGE`` question and answer sentence of the row's parallel id (the row's
+    own texts where the id has no pivot-language version)."""
 
     def __len__(self) -> int:
         return len(self.anchor)
 
-    def to_dataset(self):
-        """A ``datasets.Dataset`` with only the three text columns (what the collator sees)."""
+    def to_dataset(self, *, pivot: bool = False):
+        """A ``datasets.Dataset`` with only the three text columns (what the collator sees), and the
+        two pivot columns after them with ``pivot`` (for the alignment term)."""
         from datasets import Dataset
 
-        return Dataset.from_dict({c: getattr(self, c) for c in TEXT_COLUMNS})
+        return Dataset.from_dict({c: getattr(self, c) for c in TEXT_COLUMNS + (PIVOT_COLUMNS if pivot else ())})
 
     def frame(self) -> pd.DataFrame:
         """Texts and decoded metadata, for inspection and tests."""
@@ -228,7 +253,7 @@ def build_triplets(parts: list[tuple[str, pd.DataFrame]], seed: int) -> TripletT
 
     For a parallel id present in k languages that is k*k rows (k mono, k*(k-1) cross).
     """
-    cols = {k: [] for k in ("anchor", "positive", "negative", "source", "pid", "lq", "lp")}
+    cols = {k: [] for k in ("anchor", "positive", "negative", "source", "pid", "lq", "lp", *PIVOT_COLUMNS)}
     languages = sorted({lang for _, q in parts for lang in q["lang"].unique()})
     lang_code = {lang: i for i, lang in enumerate(languages)}
     parallel_ids: list[tuple[str, str]] = []
@@ -243,8 +268,11 @@ def build_triplets(parts: list[tuple[str, pd.DataFrame]], seed: int) -> TripletT
         for pid, rows in by_pid.items():
             code = len(parallel_ids)
             parallel_ids.append((name, pid))
+            pivot = next((r for r in rows if languages[r[0]] == PIVOT_LANGUAGE), None)
             for lq, question, _, _ in rows:
                 for lp, _, positive, negative in rows:
+                    cols["anchor_pivot"].append(pivot[1] if pivot else question)
+                    cols["positive_pivot"].append(pivot[2] if pivot else positive)
                     cols["anchor"].append(question)
                     cols["positive"].append(positive)
                     cols["negative"].append(negative)
@@ -268,6 +296,8 @@ def build_triplets(parts: list[tuple[str, pd.DataFrame]], seed: int) -> TripletT
         source_sizes=sizes,
         languages=languages,
         parallel_ids=parallel_ids,
+        anchor_pivot=cols["anchor_pivot"],
+        positive_pivot=cols["positive_pivot"],
     )
 
 
@@ -284,9 +314,14 @@ class TrainingData:
 
 
 def prepare_training_data(
-    specs: list[str], *, seed: int = 0, validation_fraction: float = 0.05, languages: list[str] | None = None
+    specs: list[str], *, seed: int = 0, validation_fraction: float = 0.05, languages: list[str] | None = None,
+    holdout_languages: list[str] | None = None,
 ) -> TrainingData:
-    """Load each source, hold out a validation share by parallel id, build both triplet tables."""
+    """Load each source, hold out a validation share by parallel id, build both triplet tables.
+
+    ``holdout_languages`` are removed from the training side only (after the split, so the validation
+    ids are the same with or without them): the validation keeps them as languages training never saw.
+    """
     sources = [load_source(spec, languages) for spec in specs]
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
@@ -294,6 +329,8 @@ def prepare_training_data(
     train_parts, val_parts, counts, held_out = [], [], {}, {}
     for src in sources:
         tr, va = split_by_parallel_id(src.questions, validation_fraction, seed, src.name)
+        if holdout_languages:
+            tr = tr[~tr["lang"].isin(holdout_languages)].reset_index(drop=True)
         train_parts.append((src.name, tr))
         if len(va):
             val_parts.append((src.name, va))

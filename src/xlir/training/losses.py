@@ -7,6 +7,13 @@ length, so one long sentence pads all 64 candidate rows: on MLQA-R batches of 32
 the step's texts by length and running ``groups`` forwards, each padded to its own longest text,
 computes the same embeddings (equal up to float rounding: padding is masked out) with less work.
 The loss itself is sentence-transformers' ``MultipleNegativesRankingLoss``, unchanged.
+
+With ``align_weight`` it adds the cross-lingual alignment term of multilingual knowledge
+distillation (Reimers and Gurevych 2020; sentence-transformers' ``MSELoss``): each question and
+answer sentence is pulled towards the *base* encoder's embedding of its pivot-language (English)
+version. Rows already in the pivot language are pulled towards their own base embedding, so the
+term both aligns languages and keeps what the base encoder knew (fine-tuning on one domain
+otherwise drifts it; docs/RESULTS.md, Recipe).
 """
 
 from __future__ import annotations
@@ -96,16 +103,59 @@ def merged_columns_flops_view(features_list: list[dict[str, Any]], groups: int |
     return [features_list[0], rest] if rest is not None else list(features_list)
 
 
-class LengthGroupedMNRLoss(MultipleNegativesRankingLoss):
-    """``MultipleNegativesRankingLoss`` whose embeddings come from ``embed_length_grouped``."""
+def alignment_term(embeddings: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
+    """Mean squared distance between unit-length embeddings and their targets, ``2 - 2 cos``: the
+    squared error of ``MSELoss`` summed over dimensions (so the weight does not depend on the width),
+    on the cosine geometry the retrieval uses."""
+    import torch.nn.functional as F
 
-    def __init__(self, model, *, groups: int, **kw):
+    terms = [(2 - 2 * F.cosine_similarity(e, t.to(e.dtype), dim=-1)).mean() for e, t in zip(embeddings, targets)]
+    return torch.stack(terms).mean()
+
+
+class LengthGroupedMNRLoss(MultipleNegativesRankingLoss):
+    """``MultipleNegativesRankingLoss`` whose embeddings come from ``embed_length_grouped``.
+
+    Args:
+        model: the encoder being trained.
+        groups: length-sorted forwards per step (1 = sentence-transformers' column forwards).
+        teacher: the frozen base encoder (needed when ``align_weight > 0``); kept out of the module's
+            parameters, so the optimiser and checkpoints never see it.
+        align_weight: weight of the alignment term. The batch's last two columns are then the pivot
+            question and answer sentence (``xlir.training.data.PIVOT_COLUMNS``), which only the teacher
+            embeds; the loss is returned as ``{"contrastive", "alignment"}``, which the trainer sums and
+            logs one by one.
+    """
+
+    def __init__(self, model, *, groups: int, teacher=None, align_weight: float = 0.0, **kw):
         super().__init__(model, **kw)
         self.groups = groups
+        self.align_weight = float(align_weight)
+        if self.align_weight > 0 and teacher is None:
+            raise ValueError("align_weight > 0 needs the base encoder as teacher")
+        if teacher is not None:
+            teacher.eval()
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+        object.__setattr__(self, "teacher", teacher)  # not a submodule
 
     def forward(self, sentence_features, labels):
-        embeddings = embed_length_grouped(self.model, list(sentence_features), self.groups)
-        return self.compute_loss_from_embeddings(embeddings, labels)
+        features = list(sentence_features)
+        if self.align_weight <= 0:
+            embeddings = embed_length_grouped(self.model, features, self.groups)
+            return self.compute_loss_from_embeddings(embeddings, labels)
+        features, pivots = features[:-2], features[-2:]
+        embeddings = embed_length_grouped(self.model, features, self.groups)
+        device = embeddings[0].device
+        if next(self.teacher.parameters()).device != device:
+            self.teacher.to(device)
+        with torch.no_grad():
+            targets = embed_length_grouped(self.teacher, pivots, self.groups)
+        return {
+            "contrastive": self.compute_loss_from_embeddings(embeddings, labels),
+            "alignment": self.align_weight * alignment_term(embeddings[:2], targets),
+        }
 
 
-__all__ = ["LengthGroupedMNRLoss", "embed_length_grouped", "length_groups", "merged_columns_flops_view"]
+__all__ = ["LengthGroupedMNRLoss", "alignment_term", "embed_length_grouped", "length_groups",
+           "merged_columns_flops_view"]

@@ -21,6 +21,7 @@ batch is simply shorter; sampling never loops forever.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ import numpy as np
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
 from xlir.errors import XlirError
+from xlir.training.data import TEXT_COLUMNS
 
 STRATEGIES = ("mono", "cross", "hybrid")
 _TRIES = 8  # random draws before falling back to filtering a pool
@@ -69,13 +71,75 @@ class _SourcePools:
 
 
 class HybridBatchSampler(DefaultBatchSampler):
-    """Mono / cross / hybrid batches over a ``TripletTable``'s rows.
+    """Mono / cross / hybrid batches over a ``TripletTable``'s rows (docs/METHOD.md section 1).
 
-    Pass it to ``SentenceTransformerTrainingArguments(batch_sampler=...)`` through
-    ``batch_sampler_factory`` (the trainer builds it with the dataset and batch size); or build
-    it directly: ``HybridBatchSampler(dataset, batch_size=32, drop_last=False, seed=0,
-    table=table, strategy="hybrid", alpha=0.5)``. The table (metadata) stays here; the dataset
-    handed to the collator has only text columns.
+    The batch is where hybrid training happens. With in-batch negatives, a query is contrasted with
+    every other passage of its batch: a mono batch (query and passages in one language) teaches
+    ranking within a language, a cross batch (query language != passage language) teaches that a
+    translated answer beats a same-language non-answer, and drawing one or the other per batch
+    (mono with probability ``alpha``) keeps both. The sampler also keeps false negatives out of a
+    batch: no two rows share a parallel id, and with ``unique_passages`` no passage text is a
+    positive twice, or one row's positive and another's negative.
+
+    Each batch: a source drawn in proportion to its number of questions; its kind (``mono``,
+    ``cross``, or under ``hybrid`` mono with probability ``alpha``); then rows drawn uniformly
+    (mono: from one language, itself drawn uniformly; cross: each row from a language pair drawn
+    uniformly). A batch is shorter than ``batch_size`` when its language or every pair runs out of
+    admissible rows.
+
+    **Single-language sources.** A source without any parallel id in two languages (DREAM,
+    English only) has no cross rows. Under ``hybrid`` its batches are mono whatever the coin says,
+    so ``alpha`` is the mono share of multilingual sources only; overall it is
+    ``alpha + (1 - alpha) * p``, p being the batch share of such sources. Under ``cross`` they are
+    skipped (batch share 0, names in ``skipped_sources``, which the trainer logs), and when every
+    source is skipped the sampler raises. Under ``mono`` every source is used.
+
+    **Epochs.** ``len(sampler)`` is ``num_batches``: by default ``ceil(Q / batch_size)``, Q being
+    the questions (question-table rows) of the usable sources. That is an epoch's length, not a
+    pass over the rows: batches are drawn independently, so within an epoch a row can appear in
+    several batches and another in none. Batch ``b`` of epoch ``e`` is ``plan(b, e)``, computed from
+    a generator seeded with ``(seed, e, b)`` alone: reproducible, and computable without the batches
+    before it (a resumed run lands on the same data). The trainer calls ``set_epoch(e)`` at the
+    start of each epoch, so every epoch draws other batches; iterating yields the current epoch's
+    ``plan(0).rows`` to ``plan(len(sampler) - 1).rows``.
+
+    In training, ``BatchSamplerFactory`` builds it for ``SentenceTransformerTrainingArguments
+    (batch_sampler=...)``. The table (metadata) stays here; the dataset handed to the collator has
+    only text columns.
+
+    Args:
+        dataset: the collator's dataset, row-aligned with ``table`` (its length is checked), or
+            None to plan batches without one.
+        batch_size: the most rows (triplets) a batch holds.
+        drop_last: sentence-transformers' batch-sampler argument, kept by the base class;
+            planning ignores it, and short batches are yielded all the same.
+        valid_label_columns: as ``drop_last``.
+        generator: as ``drop_last``; batches use their own seeded generators.
+        seed: seed of every batch (None counts as 0).
+        table: the ``TripletTable`` holding each row's source, parallel id, languages and
+            passage-text codes.
+        strategy: ``mono``, ``cross`` or ``hybrid``.
+        alpha: under ``hybrid``, the probability that a batch is mono; in [0, 1].
+        num_batches: batches per epoch, instead of the default above.
+        unique_passages: keep passage texts from repeating within a batch, as above.
+
+    Raises:
+        XlirError: an unknown strategy, ``alpha`` outside [0, 1], or no source the strategy can
+            use (no triplets at all, or ``cross`` without a parallel id in two languages).
+        ValueError: ``dataset`` and ``table`` differ in length.
+
+    Example:
+        ```python
+        from xlir.training.data import prepare_training_data
+        from xlir.training.samplers import HybridBatchSampler
+
+        data = prepare_training_data(["mlqa-r"], seed=0, validation_fraction=0.1)
+        sampler = HybridBatchSampler(data.train.to_dataset(), batch_size=32, seed=0,
+                                     table=data.train, strategy="hybrid", alpha=0.5)
+        len(sampler)               # batches per epoch
+        batch = sampler.plan(0)    # Batch(source=0, kind="mono" or "cross", rows=[...])
+        sampler.set_epoch(1)       # epoch 1: other batches, as reproducible
+        ```
     """
 
     def __init__(
@@ -213,26 +277,47 @@ def _draw(pool: np.ndarray, rng: np.random.Generator, ok) -> int | None:
     return allowed[int(rng.integers(len(allowed)))]
 
 
+def content_key(columns: dict[str, list[str]]) -> tuple[int, str]:
+    """``(rows, hash of the columns' texts in order)``: what identifies a triplet dataset's content."""
+    h = hashlib.blake2b(digest_size=16)
+    rows = 0
+    for name in sorted(columns):
+        values = columns[name]
+        rows = len(values)
+        h.update(name.encode() + b"\x00")
+        for text in values:
+            h.update(text.encode("utf-8", "surrogatepass") + b"\x1f")
+    return rows, h.hexdigest()
+
+
 class BatchSamplerFactory:
     """A ``batch_sampler`` callable for ``SentenceTransformerTrainingArguments``.
 
-    ``tables`` maps ``id(dataset)`` to ``(table, options)``; the trainer calls the factory for the
-    training and the evaluation dataset alike with ``(dataset, batch_size, drop_last,
-    valid_label_columns, generator, seed)``, and each gets its own ``HybridBatchSampler``.
-    ``built`` keeps what it made, by dataset id. Pickles (inside the training arguments the
-    trainer saves with each checkpoint) without the tables.
+    ``tables`` maps a name (``train``, ``validation``) to ``(table, options)``. The trainer calls the
+    factory for the training and the evaluation dataset alike with ``(dataset, batch_size, drop_last,
+    valid_label_columns, generator, seed)``; the dataset is matched to its table by content (the
+    number of rows and a hash of the text columns, ``content_key``), not by object identity, so a
+    copy or a wrapper the trainer makes still finds its metadata. ``built`` keeps each
+    ``HybridBatchSampler`` made, by name. Pickles (inside the training arguments the trainer saves
+    with each checkpoint) without the tables.
     """
 
-    def __init__(self, tables: dict[int, tuple], **defaults):
+    def __init__(self, tables: dict[str, tuple], **defaults):
         self.tables = tables
         self.defaults = defaults
-        self.built: dict[int, HybridBatchSampler] = {}
+        self.built: dict[str, HybridBatchSampler] = {}
+        self._keys = {content_key({c: getattr(t, c) for c in TEXT_COLUMNS}): name for name, (t, _) in tables.items()}
 
     def __call__(self, dataset, batch_size, drop_last=False, valid_label_columns=None, generator=None, seed=0):
-        try:
-            table, options = self.tables[id(dataset)]
-        except KeyError:
-            raise RuntimeError("batch sampler asked for a dataset it was not given a triplet table for") from None
+        missing = [c for c in TEXT_COLUMNS if c not in dataset.column_names]
+        name = None if missing else self._keys.get(content_key({c: dataset[c] for c in TEXT_COLUMNS}))
+        if name is None:
+            raise XlirError(
+                f"the batch sampler was asked for a dataset of {len(dataset)} rows and columns "
+                f"{list(dataset.column_names)} that matches none of its triplet tables "
+                f"({', '.join(f'{n}: {len(t)} rows' for n, (t, _) in self.tables.items())})"
+            )
+        table, options = self.tables[name]
         kwargs = {**self.defaults, **options}
         kwargs.setdefault("seed", seed)
         sampler = HybridBatchSampler(
@@ -244,11 +329,11 @@ class BatchSamplerFactory:
             table=table,
             **kwargs,
         )
-        self.built[id(dataset)] = sampler
+        self.built[name] = sampler
         return sampler
 
     def __getstate__(self):
-        return {"tables": {}, "defaults": self.defaults, "built": {}}
+        return {"tables": {}, "defaults": self.defaults, "built": {}, "_keys": {}}
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())

@@ -27,27 +27,28 @@ import numpy as np
 import pandas as pd
 
 from xlir.errors import XlirError
+from xlir.training.data import TEST_DATASETS, is_test_source
 from xlir.models.runtime import check_precision, precision_fingerprint, quantize_int8
 
 log = logging.getLogger(__name__)
 
 PREFIX = "val"
 """Metric prefix of the retrieval validation: ``val.map.mo``, ``val.map.mul``, ``val.rank_distance``, ..."""
-HEADLINE = ("map.mo", "map.cr", "map.mul", "rank_distance", "r1.mo", "r10.mul")
+HEADLINE = ("map.mo", "map.cr", "map.mul", "rank_distance", "r1.mo", "r10.mul", "map.mo.seen", "map.mo.unseen",
+            "map.mul.unseen")
+"""The ``val.*`` metrics kept; the ``seen``/``unseen`` ones exist when languages are held out of training."""
 MO_PENALTY = 10.0
-TEST_DATASETS = frozenset({"xquad-r", "dream"})
-"""Zero-shot test sets. Only DREAM's ``train`` split may serve as training (and validation) data."""
 
 
-def is_test_source(name: str) -> bool:
-    """True for a training source name that is (a split of) a test dataset: ``xquad-r``, ``dream:test``."""
-    base, _, split = name.partition(":")
-    return base in TEST_DATASETS and not (base == "dream" and split == "train")
-
-
-def criterion(metrics: dict[str, float], base_mo: float, mo_tolerance: float = 0.0) -> float:
-    """The selection criterion of the module docstring, from ``val.*`` metrics."""
+def criterion(metrics: dict[str, float], base_mo: float, mo_tolerance: float = 0.0,
+              base_mo_unseen: float | None = None) -> float:
+    """The selection criterion of the module docstring, from ``val.*`` metrics. With languages held out
+    of training (``holdout_languages``), their Mo. mAP (``val.map.mo.unseen``) is penalised the same way
+    against the base encoder's (``base_mo_unseen``)."""
     shortfall = max(0.0, (base_mo - mo_tolerance) - metrics[f"{PREFIX}.map.mo"])
+    unseen = metrics.get(f"{PREFIX}.map.mo.unseen")
+    if base_mo_unseen is not None and unseen is not None:
+        shortfall += max(0.0, (base_mo_unseen - mo_tolerance) - unseen)
     return float(metrics[f"{PREFIX}.map.mul"] - MO_PENALTY * shortfall)
 
 
@@ -62,10 +63,12 @@ class RetrievalValidation:
         precision: ``fp32``, or ``int8`` (the fast path: each checkpoint is scored through an int8
             copy, ~1.3x faster; the base encoder's reference is scored the same way, so the criterion
             compares like with like). The training model itself stays fp32.
+        train_languages: the languages training saw, when some validation languages were held out of
+            training: the metrics then include ``val.map.mo.seen`` / ``val.map.mo.unseen``.
     """
 
     def __init__(self, parts: Sequence[tuple[str, pd.DataFrame]], *, max_seq_length: int = 128, batch_size: int = 64,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", train_languages: Sequence[str] | None = None):
         from xlir.data.readers import canonical_from_rows
         from xlir.data.schema import QADataset
         from xlir.evaluation.task import build_task
@@ -88,6 +91,7 @@ class RetrievalValidation:
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
         self.precision = check_precision(precision)
+        self.train_languages = sorted(train_languages) if train_languages else None
 
     @classmethod
     def from_training_data(cls, data, **kw) -> "RetrievalValidation | None":
@@ -138,7 +142,8 @@ class RetrievalValidation:
 
         from xlir.evaluation.run import score_task
 
-        scored = score_task(self.task, lambda a, b: faiss.pairwise_distances(q[a:b], c, faiss.METRIC_INNER_PRODUCT), PREFIX)
+        scored = score_task(self.task, lambda a, b: faiss.pairwise_distances(q[a:b], c, faiss.METRIC_INNER_PRODUCT), PREFIX,
+                            self.train_languages)
         return {f"{PREFIX}.{k}": float(scored.metrics[f"{PREFIX}.{k}"]) for k in HEADLINE if f"{PREFIX}.{k}" in scored.metrics}
 
     def score(self, model, fingerprint: str | None = None) -> dict[str, float]:
@@ -156,17 +161,19 @@ class RetrievalValidationEvaluator(_evaluator_base()):
     """A sentence-transformers evaluator: the trainer calls it at every validation step, logs its
     metrics as ``eval_retrieval_*`` and keeps the checkpoint with the best ``eval_retrieval_criterion``."""
 
-    def __init__(self, validation: RetrievalValidation, base_mo: float, mo_tolerance: float = 0.0):
+    def __init__(self, validation: RetrievalValidation, base_mo: float, mo_tolerance: float = 0.0,
+                 base_mo_unseen: float | None = None):
         super().__init__()
         self.validation = validation
         self.base_mo = base_mo
+        self.base_mo_unseen = base_mo_unseen
         self.mo_tolerance = mo_tolerance
         self.primary_metric = "retrieval_criterion"
         self.greater_is_better = True
 
     def __call__(self, model, output_path=None, epoch=-1, steps=-1) -> dict[str, float]:
         metrics = self.validation.score(model)
-        metrics[f"{PREFIX}.criterion"] = criterion(metrics, self.base_mo, self.mo_tolerance)
+        metrics[f"{PREFIX}.criterion"] = criterion(metrics, self.base_mo, self.mo_tolerance, self.base_mo_unseen)
         out = {k.removeprefix("eval_"): v for k, v in val_to_trainer_metrics(metrics).items()}
         log.info("retrieval validation at step %s: %s", steps, {k: round(v, 4) for k, v in out.items()})
         return out  # the trainer adds the "eval_" prefix
@@ -224,7 +231,7 @@ class MergeChoice:
 
 def choose_merge(model, base_state: dict, validation: RetrievalValidation, grid: Iterable[float], *, base_mo: float,
                  mo_tolerance: float = 0.0, known: dict[float, dict] | None = None,
-                 early_stop: bool = False, tolerance: float = 0.0) -> MergeChoice:
+                 early_stop: bool = False, tolerance: float = 0.0, base_mo_unseen: float | None = None) -> MergeChoice:
     """Score ``model`` merged with the base at each weight of ``grid`` (largest first), leave the chosen
     merge loaded in ``model`` and return the choice. ``known`` holds metrics already measured (the
     tuned model at 1.0).
@@ -247,7 +254,7 @@ def choose_merge(model, base_state: dict, validation: RetrievalValidation, grid:
         else:
             model.load_state_dict(merged_state(base_state, tuned, lam))
             metrics = validation.score(model)
-        row = {"lambda": lam, **metrics, key: criterion(metrics, base_mo, mo_tolerance)}
+        row = {"lambda": lam, **metrics, key: criterion(metrics, base_mo, mo_tolerance, base_mo_unseen)}
         worse = bool(tried) and row[key] < max(r[key] for r in tried) - tolerance
         tried.append(row)
         if early_stop and worse:

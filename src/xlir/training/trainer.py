@@ -79,26 +79,87 @@ def default_output_dir(cfg: TrainConfig) -> Path:
     return cache_dir() / "runs" / cfg.run_id()
 
 
+CHECKPOINT_FILES = ("model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json")
+"""What a checkpoint needs to resume from (the trainer writes its state after the weights)."""
+
+
 def last_checkpoint(folder: Path) -> Path | None:
-    """The newest complete checkpoint (one with its trainer state written) under ``folder``."""
+    """The newest complete checkpoint under ``folder``: every file of ``CHECKPOINT_FILES`` present and not
+    empty, and a trainer state that parses. A checkpoint torn by a kill mid-write is skipped (with a
+    warning) for the one before it, so a retry resumes instead of failing on it every time."""
     if not folder.is_dir():
         return None
     found = sorted(
         ((int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))),
         reverse=True,
     )
-    for _, p in found:
-        if (p / "trainer_state.json").is_file():
+    for step, p in found:
+        problem = _checkpoint_problem(p, step)
+        if problem is None:
             return p
+        log.warning("skipping checkpoint %s: %s; resuming from an earlier one", p, problem)
+    return None
+
+
+def _checkpoint_problem(path: Path, step: int) -> str | None:
+    missing = [n for n in CHECKPOINT_FILES if not (path / n).is_file() or (path / n).stat().st_size == 0]
+    if missing:
+        return f"missing or empty {missing}"
+    try:
+        state = json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError) as e:
+        return f"unreadable trainer state ({e})"
+    if not isinstance(state, dict) or state.get("global_step") != step:
+        return f"trainer state is not that of step {step}"
     return None
 
 
 def train(cfg: TrainConfig, *, callbacks: list | None = None, show_progress: bool = True) -> TrainResult:
     """Fine-tune ``cfg.base_model`` and save a sentence-transformers folder at ``output_dir/model``.
 
-    Started again on the same ``output_dir`` (same hyper-parameters), a killed run resumes from its
-    last checkpoint and ends with the same weights as an uninterrupted one; a finished run
-    returns its saved result. ``callbacks`` are extra ``transformers.TrainerCallback``s.
+    One call runs the whole recipe of docs/METHOD.md section 1, so the CLI, the pipeline and the
+    benchmarks train the same way: triplets from ``cfg.train_datasets`` with a share of parallel ids
+    held out, mono / cross / hybrid batches from ``HybridBatchSampler``, MultipleNegativesRankingLoss
+    at ``cfg.scale`` (plus the cross-lingual alignment term when ``cfg.align_weight > 0``), and the
+    returned model chosen on the held-out ids (``cfg.select``) and, with ``cfg.merge_with_base``,
+    merged with the base encoder in weight space (WiSE-FT).
+
+    The run folder is ``cfg.output_dir``, else ``<cache>/runs/<cfg.run_id()>``. Started again on
+    the same folder with the same hyper-parameters, a killed run resumes from its last complete
+    checkpoint and ends with the same weights as an uninterrupted one; a finished run returns its
+    saved result without training. With ``cfg.resume`` off, the folder's checkpoints, model and
+    results are deleted and training starts afresh.
+
+    Args:
+        cfg: every setting of the run (``TrainConfig``: base model, data, batch strategy and alpha,
+            optimiser, loss, checkpoint selection, merge, bookkeeping).
+        callbacks: extra ``transformers.TrainerCallback``s added to the trainer.
+        show_progress: show a progress bar with the loss and steps per second.
+
+    Returns:
+        A ``TrainResult`` (also written to ``train_result.json``; the selection to
+        ``selection.json``): ``model_dir``, total steps and this run's, last training loss and
+        validation losses (None under ``select=retrieval``), seconds, ``pairs`` (triplets trained
+        on in this run) and pairs per second, device, ``selected_step`` (None: the last step),
+        ``merge_lambda`` (None: not merged), ``validation`` and ``validation_base`` (``val.*``
+        retrieval metrics of the returned model and of the base encoder, empty unless
+        ``select=retrieval``), ``merge_tried``, hyper-parameters and data versions.
+
+    Raises:
+        XlirError: the folder holds a run with other hyper-parameters, or the training data changed
+            since it was started; the strategy cannot be met (``cross`` with no parallel ids in two
+            languages); ``select=retrieval`` without held-out questions, or on a test dataset.
+
+    Example:
+        ```python
+        from xlir.training import TrainConfig, train
+
+        result = train(TrainConfig(train_datasets=["mlqa-r"], strategy="hybrid", alpha=0.5,
+                                   steps=20, checkpoint_every=10))
+        result.model_dir                        # load with xlir.models.load_encoder(result.model_dir)
+        result.selected_step, result.merge_lambda
+        result.validation["val.map.mul"], result.validation_base["val.map.mul"]
+        ```
     """
     # 1. run folder: resume, finish, or start afresh
     out = Path(cfg.output_dir or default_output_dir(cfg)).expanduser().resolve()
@@ -122,7 +183,8 @@ def train(cfg: TrainConfig, *, callbacks: list | None = None, show_progress: boo
 
     # 2. data: sources, validation split by parallel id, triplets
     data = prepare_training_data(
-        cfg.train_datasets, seed=cfg.seed, validation_fraction=cfg.validation_fraction, languages=cfg.languages
+        cfg.train_datasets, seed=cfg.seed, validation_fraction=cfg.validation_fraction, languages=cfg.languages,
+        holdout_languages=cfg.holdout_languages,
     )
 
     if resume_from is not None and previous.get("data_versions") != data.versions:
@@ -174,8 +236,9 @@ def train(cfg: TrainConfig, *, callbacks: list | None = None, show_progress: boo
     if cfg.select == "retrieval":
         from xlir.training.selection import RetrievalValidation
 
-        validation = RetrievalValidation.from_training_data(data, max_seq_length=cfg.max_seq_length,
-                                                            precision=cfg.validation_precision)
+        validation = RetrievalValidation.from_training_data(
+            data, max_seq_length=cfg.max_seq_length, precision=cfg.validation_precision,
+            train_languages=data.train.languages if cfg.holdout_languages else None)
         if validation is None:
             raise XlirError("select=retrieval needs held-out questions, and the validation split is empty")
         base_val = _read_json(out / VALIDATION_BASE_FILE) if resume_from is not None else None
@@ -209,9 +272,12 @@ def train(cfg: TrainConfig, *, callbacks: list | None = None, show_progress: boo
         trainer.add_callback(cb)
 
     # 7. train
-    t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    seconds = time.perf_counter() - t0
+    from xlir.models.slots import compute_slot
+
+    with compute_slot(f"training {out.name} (pid {os.getpid()})"):  # its validations run inside the slot
+        t0 = time.perf_counter()
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        seconds = time.perf_counter() - t0
     state = trainer.state
 
     # 8. the selected checkpoint (loaded by the trainer), merged with the base when asked; save; report
@@ -276,11 +342,12 @@ def _merge(cfg: TrainConfig, model, validation, base_val: dict, selected_val: di
 
     base_state = load_encoder(cfg.base_model, max_seq_length=cfg.max_seq_length).state_dict()
     base_mo = base_val.get(f"{PREFIX}.map.mo", 0.0)
+    base_mo_unseen = base_val.get(f"{PREFIX}.map.mo.unseen")
     if cfg.merge_with_base == "auto":
         known = {1.0: {k: v for k, v in selected_val.items() if k != f"{PREFIX}.criterion"}} if selected_val else None
         choice = choose_merge(model, base_state, validation, cfg.merge_grid, base_mo=base_mo,
                               mo_tolerance=cfg.select_mo_tolerance, known=known, early_stop=cfg.merge_early_stop,
-                              tolerance=cfg.merge_tolerance)
+                              tolerance=cfg.merge_tolerance, base_mo_unseen=base_mo_unseen)
         best = next(r for r in choice.tried if r["lambda"] == choice.lam)
         log.info("WiSE-FT: lambda %s chosen on validation (%s)", choice.lam, choice.tried)
         return {"lambda": choice.lam, "tried": choice.tried, "validation": {k: v for k, v in best.items() if k != "lambda"}}
@@ -288,7 +355,7 @@ def _merge(cfg: TrainConfig, model, validation, base_val: dict, selected_val: di
     model.load_state_dict(merged_state(base_state, model.state_dict(), lam))
     metrics = validation.score(model) if validation is not None else {}
     if metrics:
-        metrics[f"{PREFIX}.criterion"] = criterion(metrics, base_mo, cfg.select_mo_tolerance)
+        metrics[f"{PREFIX}.criterion"] = criterion(metrics, base_mo, cfg.select_mo_tolerance, base_mo_unseen)
     return {"lambda": lam, "validation": metrics}
 
 
@@ -324,32 +391,41 @@ def build_trainer(
     # 4. loss
     if cfg.mini_batch_size:
         loss = CachedMultipleNegativesRankingLoss(model, scale=cfg.scale, mini_batch_size=cfg.mini_batch_size)
-    elif cfg.length_groups > 1:
+    elif cfg.length_groups > 1 or cfg.align_weight > 0:
         from xlir.training.losses import LengthGroupedMNRLoss
 
-        loss = LengthGroupedMNRLoss(model, scale=cfg.scale, groups=cfg.length_groups)
+        teacher = None
+        if cfg.align_weight > 0:  # the base encoder, frozen: built before any checkpoint is loaded
+            import copy
+
+            teacher = copy.deepcopy(model)
+        loss = LengthGroupedMNRLoss(model, scale=cfg.scale, groups=cfg.length_groups, teacher=teacher,
+                                    align_weight=cfg.align_weight)
     else:
         loss = MultipleNegativesRankingLoss(model, scale=cfg.scale)
 
-    # datasets hold only the text columns; the sampler holds the metadata
-    train_ds = data.train.to_dataset()
+    # datasets hold only the text columns (and the pivot texts of the alignment term); the sampler holds
+    # the metadata
+    pivot = cfg.align_weight > 0
+    train_ds = data.train.to_dataset(pivot=pivot)
     wants_loss = cfg.select != "retrieval"  # the retrieval validation replaces the (slower) validation loss
-    val_ds = (data.validation.to_dataset()
+    val_ds = (data.validation.to_dataset(pivot=pivot)
               if wants_loss and data.validation is not None and cfg.validation_fraction > 0 else None)
     evaluator = None
     if validation is not None:
         from xlir.training.selection import PREFIX, RetrievalValidationEvaluator
 
-        base_mo = (base_validation or {}).get(f"{PREFIX}.map.mo", 0.0)
-        evaluator = RetrievalValidationEvaluator(validation, base_mo, cfg.select_mo_tolerance)
-    tables = {id(train_ds): (data.train, {})}
+        base = base_validation or {}
+        evaluator = RetrievalValidationEvaluator(validation, base.get(f"{PREFIX}.map.mo", 0.0), cfg.select_mo_tolerance,
+                                                 base.get(f"{PREFIX}.map.mo.unseen"))
+    tables = {"train": (data.train, {})}
     if val_ds is not None:
-        tables[id(val_ds)] = (data.validation, {"seed": cfg.seed})  # fixed batches at every validation
+        tables["validation"] = (data.validation, {"seed": cfg.seed})  # fixed batches at every validation
     factory = BatchSamplerFactory(tables, strategy=cfg.strategy, alpha=cfg.alpha)
 
     def sampler_of():
-        if id(train_ds) in factory.built:
-            return factory.built[id(train_ds)]
+        if "train" in factory.built:
+            return factory.built["train"]
         return HybridBatchSampler(
             train_ds, cfg.batch_size, seed=cfg.seed, table=data.train, strategy=cfg.strategy, alpha=cfg.alpha
         )
@@ -378,7 +454,8 @@ def build_trainer(
         seed=cfg.seed,
         data_seed=cfg.seed,
         batch_sampler=batch_sampler or factory,
-        prompts={"anchor": query, "positive": document, "negative": document},
+        prompts={"anchor": query, "positive": document, "negative": document, "anchor_pivot": query,
+                 "positive_pivot": document},
         save_strategy="steps" if save_checkpoints else "no",
         save_steps=cfg.checkpoint_every,
         save_total_limit=cfg.keep_checkpoints,
@@ -435,9 +512,15 @@ def _save_model(model, target: Path) -> None:
     tmp.rename(target)
 
 
+ADDED_FIELDS = {"align_weight": 0.0, "holdout_languages": None}
+"""Fields added after run folders were first written, with the value a folder written before them ran
+with (not always today's default: the alignment term did not exist, so such runs had none)."""
+
+
 def _check_same_run(out: Path, before: dict, now: dict) -> None:
-    # a field added since the folder was written counts as its default there, so such folders still resume
+    # a field added since the folder was written counts as what it ran with there, so such folders still resume
     defaults = {k: f.default for k, f in TrainConfig.model_fields.items() if f.default is not PydanticUndefined}
+    defaults.update(ADDED_FIELDS)
     before = {**{k: v for k, v in defaults.items() if k in now}, **before}
     diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
     if diff:

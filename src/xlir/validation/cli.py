@@ -61,6 +61,11 @@ def ingest_command(
     config: Path = typer.Option(None, "--config", help="thresholds file (YAML or JSON); defaults otherwise"),
     eval_datasets: str = typer.Option(None, "--eval-datasets", help="comma-separated evaluation datasets (default: the config's)"),
     retry_quarantined: bool = typer.Option(False, "--retry-quarantined", help="validate again content that was quarantined before"),
+    quiet_seconds: float = typer.Option(
+        None, "--quiet-seconds",
+        help="take an entry only once its files have been unchanged this long (default: $XLIR_INGEST_QUIET_SECONDS, "
+        "else 30); a ready marker (NAME.done beside it, _SUCCESS inside a folder) takes it at once",
+    ),
     strict: bool = typer.Option(False, "--strict", help="exit 1 when anything was quarantined or failed"),
 ) -> None:
     """Validate new datasets in the landing folder; store valid ones as versioned Parquet, quarantine the rest."""
@@ -70,7 +75,7 @@ def ingest_command(
         raise XlirError(f"landing folder {landing} does not exist")
     result = ingest(
         landing, store=store, quarantine=quarantine, config=_config(config, eval_datasets),
-        archive=archive, retry_quarantined=retry_quarantined,
+        archive=archive, retry_quarantined=retry_quarantined, quiet_seconds=quiet_seconds,
     )
     typer.echo(result.summary())
     if strict and (result.quarantined or result.errors):

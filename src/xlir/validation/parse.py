@@ -7,7 +7,9 @@ Three formats are accepted (``--format``; ``auto`` decides by suffix, then by co
 - ``jsonl``: JSON Lines, one object per line in the canonical question columns.
 - ``parquet``: the same columns in a Parquet file.
 
-LAReQA files go through ``xlir.data.readers.read_lareqa`` (canonical rows and candidates). Tables
+LAReQA files go through ``xlir.data.readers.read_lareqa`` (canonical rows and candidates), and
+``xlir.validation.formats`` lists what else they state (answer texts and starts, sentence breaks,
+their language), for the contract to check against what the reader used. Tables
 are read raw, values untouched, so the contract can report a wrong type or a missing column
 instead of the reader failing on it; ``canonical_tables`` completes them once they are valid.
 """
@@ -30,13 +32,15 @@ SUFFIX_FORMATS = {".json": "lareqa", ".jsonl": "jsonl", ".ndjson": "jsonl", ".pa
 @dataclass
 class ParsedFile:
     """One file's question rows (``questions``, with ``_row``: its line or position) or ``error``
-    (what is wrong with it, without the path)."""
+    (what is wrong with it, without the path). ``annotations``: for a LAReQA file, one row per
+    item the format states besides the rows (``xlir.validation.formats``)."""
 
     path: Path
     fmt: str
     questions: pd.DataFrame | None = None
     candidates: pd.DataFrame | None = None
     error: str | None = None
+    annotations: pd.DataFrame | None = None
 
     @property
     def name(self) -> str:
@@ -102,8 +106,8 @@ def parse_file(path: str | Path, fmt: str = "auto", lang: str | None = None) -> 
             raise DataFormatError(path, "unknown format: name the file .json (LAReQA), .jsonl or .parquet, or pass --format")
         fmt = detected
         if fmt == "lareqa":
-            questions, candidates = _read_lareqa(path, lang)
-            return ParsedFile(path, fmt, questions, candidates)
+            questions, candidates, annotations = _read_lareqa(path, lang)
+            return ParsedFile(path, fmt, questions, candidates, annotations=annotations)
         frame = read_rows(path, fmt)
         if lang is not None and "lang" not in frame.columns:
             frame["lang"] = lang
@@ -119,7 +123,8 @@ def parse_file(path: str | Path, fmt: str = "auto", lang: str | None = None) -> 
 
 
 def _read_lareqa(path: Path, lang: str | None):
-    from xlir.data.readers import read_lareqa
+    from xlir.data.readers import _load_json, read_lareqa
+    from xlir.validation.formats import lareqa_annotations
 
     questions, candidates = read_lareqa(path, lang=lang, source=path.stem)
     if lang is None and len(questions) and (questions["lang"] == path.stem).all():
@@ -128,7 +133,7 @@ def _read_lareqa(path: Path, lang: str | None):
             questions, candidates = read_lareqa(path, lang=named, source=path.stem)
     questions = questions.copy()
     questions["_row"] = range(1, len(questions) + 1)
-    return questions, candidates
+    return questions, candidates, lareqa_annotations(_load_json(path), path, lang)
 
 
 def canonical_tables(parsed: ParsedFile) -> tuple[pd.DataFrame, pd.DataFrame]:

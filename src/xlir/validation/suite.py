@@ -23,6 +23,7 @@ from xlir.validation.config import ValidationConfig
 from xlir.validation.leakage import has_letters, normalise
 from xlir.validation.languages import script_share
 from xlir.validation.report import CheckResult
+from xlir.validation.text import problem as text_problem
 
 SUITE_PATH = Path(__file__).with_name("suite.yaml")
 REQUIRED = ("parallel_id", "lang", "question", "answer_sentence", "paragraph")
@@ -110,6 +111,10 @@ def _is_text_list(value) -> bool:
     return False
 
 
+def _is_text_or_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or isinstance(value, str)
+
+
 def structure_frame(questions: pd.DataFrame) -> pd.DataFrame:
     """The columns the structure stage looks at, as plain Python objects."""
     frame = pd.DataFrame(index=questions.index)
@@ -118,7 +123,14 @@ def structure_frame(questions: pd.DataFrame) -> pd.DataFrame:
             frame[column] = questions[column].astype(object)
     negatives = questions["negatives"] if "negatives" in questions.columns else [None] * len(questions)
     frame["negatives_is_text_list"] = [_is_text_list(v) for v in negatives]
+    sources = questions["source"] if "source" in questions.columns else [None] * len(questions)
+    frame["source_is_text"] = [_is_text_or_missing(v) for v in sources]
     return frame
+
+
+def annotation_frame(annotations: pd.DataFrame) -> pd.DataFrame:
+    """A LAReQA file's items (``xlir.validation.formats``) as plain Python objects."""
+    return annotations.astype(object).where(annotations.notna(), None)
 
 
 def _text(value) -> str:
@@ -127,6 +139,25 @@ def _text(value) -> str:
 
 def _collapse(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def _text_list(value) -> list[str]:
+    """The strings of a negatives cell (a list or array; anything else holds none)."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def _first(check, texts: list[str]) -> str | None:
+    for n, text in enumerate(texts):
+        found = check(text)
+        if found:
+            return f"negative {n + 1}: {found}"
+    return None
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def content_frame(questions: pd.DataFrame, config: ValidationConfig, eval_index: dict[str, str]) -> pd.DataFrame:
@@ -146,6 +177,41 @@ def content_frame(questions: pd.DataFrame, config: ValidationConfig, eval_index:
     ]
     frame["answer_in_paragraph"] = [
         bool(a) and (a in p or _collapse(a) in _collapse(p)) for a, p in zip(a_text, p_text)
+    ]
+    negatives = [_text_list(v) for v in questions["negatives"]] if "negatives" in questions.columns else [
+        [] for _ in range(len(frame))
+    ]
+    memo: dict[str, str | None] = {}
+
+    def chars(text: str) -> str | None:
+        if text not in memo:
+            memo[text] = text_problem(text)
+        return memo[text]
+
+    frame["question_chars"] = [chars(t) for t in q_text]
+    frame["answer_sentence_chars"] = [chars(t) for t in a_text]
+    frame["paragraph_chars"] = [chars(t) for t in p_text]
+    frame["negatives_chars"] = [_first(chars, negs) for negs in negatives]
+    frame["negatives_blank"] = [
+        next((f"negative {n + 1} of {len(negs)} is {neg!r}" for n, neg in enumerate(negs) if not neg.strip()), None)
+        for negs in negatives
+    ]
+    collapsed: dict[str, str] = {}
+
+    def collapse(text: str) -> str:
+        if text not in collapsed:
+            collapsed[text] = _collapse(text)
+        return collapsed[text]
+
+    frame["negative_outside_paragraph"] = [
+        next((f"negative {n + 1}: {_cut(neg)}" for n, neg in enumerate(negs)
+              if neg.strip() and neg not in p and collapse(neg) not in collapse(p)), None)
+        for negs, p in zip(negatives, p_text)
+    ]
+    frame["answer_among_negatives"] = [
+        next((f"negative {n + 1} is the answer sentence" for n, neg in enumerate(negs)
+              if a and collapse(neg) == collapse(a)), None)
+        for negs, a in zip(negatives, a_text)
     ]
     q_norm = [normalise(q) for q in q_text]
     keys = pd.Series([f"{lang}\x1f{q}" for lang, q in zip(langs, q_norm)], index=frame.index)
@@ -197,6 +263,11 @@ class GxSession:
                     "class_name": "SiteBuilder",
                     "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(self.data_docs_dir)},
                     "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    # the data's values rendered as text, never as markup
+                    "site_section_builders": {
+                        "validations": {"renderer": {"module_name": "xlir.validation.data_docs",
+                                                     "class_name": "TextValuesValidationRenderer"}},
+                    },
                 },
             )
         asset = self.context.data_sources.add_pandas("xlir").add_dataframe_asset("questions")
@@ -303,10 +374,12 @@ def to_check(entry: Entry, result, frame: pd.DataFrame, context: pd.DataFrame, m
 
 def _example(context: pd.DataFrame, frame: pd.DataFrame, index, entry: Entry) -> dict:
     row = context.loc[index]
-    out = {"file": str(row["_file"]), "row": int(row["_row"])}
+    out = {"file": str(row["_file"])}
+    if "_row" in row.index:  # a line or row number; LAReQA items name their place in ``where``
+        out["row"] = int(row["_row"])
     column = entry.kwargs.get("column")
     columns = list(entry.show)
-    if column and column not in columns:
+    if column and column not in columns and not column.endswith("_ok"):  # *_ok: the *_problem column says more
         columns.append(column)
     for name in entry.kwargs.get("column_list", ()):
         if name not in columns:
@@ -356,4 +429,6 @@ def merge(checks: list[CheckResult]) -> CheckResult:
     return merged
 
 
-__all__ = ["GxSession", "Suite", "content_frame", "load_suite", "merge", "structure_frame", "to_check"]
+__all__ = [
+    "GxSession", "Suite", "annotation_frame", "content_frame", "load_suite", "merge", "structure_frame", "to_check",
+]

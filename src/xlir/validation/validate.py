@@ -1,5 +1,6 @@
-"""Run the data contract on one dataset: parse every file, check each file's structure, then the
-content of their union (cross-language checks see all files together)."""
+"""Run the data contract on one dataset: parse every file, check each file's structure and (LAReQA
+files) what the format states besides the rows, then the content of their union (cross-language
+checks see all files together)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from xlir.errors import XlirError
 from xlir.validation.config import ValidationConfig
 from xlir.validation.parse import ParsedFile, check_format, data_files, parse_file
 from xlir.validation.report import MAX_OVERLAPS, CheckResult, ValidationReport
-from xlir.validation.suite import GxSession, content_frame, load_suite, merge, structure_frame, to_check
+from xlir.validation.suite import (
+    GxSession, annotation_frame, content_frame, load_suite, merge, structure_frame, to_check,
+)
 
 
 @dataclass
@@ -107,6 +110,15 @@ def run_validation(
             by_name.setdefault(check.name, []).append(check)
         if sound:
             structurally_sound.append(pf)
+    for n, pf in enumerate(readable):  # LAReQA files: what the format states besides the rows
+        if pf.annotations is None:
+            continue
+        context = pf.annotations.assign(_file=names[pf.path])
+        frame = annotation_frame(pf.annotations)
+        entries = suite.entries("lareqa", config)
+        results = session.run(frame, entries, _gx_name(suite.name, "lareqa", str(n + 1), pf.name), max_examples)
+        for entry in entries:
+            by_name.setdefault(entry.name, []).append(to_check(entry, results[entry.name], frame, context, max_examples))
     report.checks.extend(merge(checks) for checks in by_name.values())
     report.rows = sum(len(p.questions) for p in readable)
 
