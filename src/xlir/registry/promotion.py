@@ -310,18 +310,15 @@ def _already_champion(reg: Registry, champion: VersionInfo, pipeline_run_id: str
                            f"v{version} is champion (previous champion v{prev_v}); completed on retry", recorded)
 
 
-def _restore_previous(reg: Registry, by: str, reason: str) -> VersionInfo | None:
-    """Under the registry lock: with no ``champion`` and a ``previous-champion``, give ``champion`` back
-    to the previous champion (the last version that held it after passing its gates), step
-    ``previous-champion`` one further back, tag the version and warn. None when there is none."""
-    prev = reg.alias(PREVIOUS)
-    if prev is None:
-        return None
+def _crown_previous(reg: Registry, prev: VersionInfo, *, exclude: int) -> int | None:
+    """Under the registry lock: move ``champion`` to ``prev`` (checked), and ``previous-champion`` one step
+    further back, to the version ``prev`` replaced (unless that is ``exclude`` or gone: then no alias).
+    Returns the new previous champion's version."""
     reg.client.set_registered_model_alias(reg.name, CHAMPION, str(prev.version))
     _check(reg, CHAMPION, prev.version)
     before = prev.tags.get(TAG_PREVIOUS, "")
     new_prev = None
-    if before.isdigit() and int(before) != prev.version:
+    if before.isdigit() and int(before) != exclude:
         try:
             new_prev = reg.version(int(before)).version
         except RegistryError:
@@ -330,6 +327,17 @@ def _restore_previous(reg: Registry, by: str, reason: str) -> VersionInfo | None
         reg.client.set_registered_model_alias(reg.name, PREVIOUS, str(new_prev))
     else:
         reg.client.delete_registered_model_alias(reg.name, PREVIOUS)
+    return new_prev
+
+
+def _restore_previous(reg: Registry, by: str, reason: str) -> VersionInfo | None:
+    """Under the registry lock: with no ``champion`` and a ``previous-champion``, give ``champion`` back
+    to the previous champion (the last version that held it after passing its gates), step
+    ``previous-champion`` one further back, tag the version and warn. None when there is none."""
+    prev = reg.alias(PREVIOUS)
+    if prev is None:
+        return None
+    new_prev = _crown_previous(reg, prev, exclude=prev.version)
     reg.set_tags(prev.version, {"restored_by": by, "restored_reason": reason[:4000]})
     log.warning("%s: %s; previous-champion v%d is the champion again (previous-champion now %s)", reg.name, reason,
                 prev.version, f"v{new_prev}" if new_prev else "none")
@@ -424,19 +432,7 @@ def rollback(reg: Registry, by: str = "manual", reason: str = "") -> PromotionRe
                                    "is the champion again")
         if prev is None or prev.version == current.version:
             raise RegistryError(f"{reg.name!r} has no previous-champion to roll back to (champion is v{current.version})")
-        reg.client.set_registered_model_alias(reg.name, CHAMPION, str(prev.version))
-        _check(reg, CHAMPION, prev.version)
-        before = prev.tags.get(TAG_PREVIOUS, "")
-        new_prev = None
-        if before.isdigit() and int(before) != current.version:
-            try:
-                new_prev = reg.version(int(before)).version
-            except RegistryError:
-                new_prev = None
-        if new_prev is not None:
-            reg.client.set_registered_model_alias(reg.name, PREVIOUS, str(new_prev))
-        else:
-            reg.client.delete_registered_model_alias(reg.name, PREVIOUS)
+        new_prev = _crown_previous(reg, prev, exclude=current.version)
         reg.set_tags(current.version, {"rolled_back": "true", "rolled_back_by": by, "rolled_back_reason": reason})
         reg.set_tags(prev.version, {"restored_by": by})
     return PromotionResult(prev.version, True, prev.version, new_prev, "rolled-back", [], 0,
