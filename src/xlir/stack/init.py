@@ -23,6 +23,7 @@ from pathlib import Path
 
 from xlir.errors import XlirError
 from xlir.pipeline.params import PROMOTION_POOL
+from xlir.stack.mlflow_auth import write_private
 
 ADMIN = "admin"
 PLACEHOLDER = "CHANGE-ME"
@@ -78,12 +79,7 @@ def write_password(passwords_file: Path, password: str | None, echo=print) -> No
         return
     generated = password is None
     password = password or secrets.token_urlsafe(18)
-    tmp = passwords_file.with_name(passwords_file.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({ADMIN: password}, f)
-    os.replace(tmp, passwords_file)
+    write_private(passwords_file, json.dumps({ADMIN: password}))
     if generated:
         echo(f"Airflow admin password (shown once, kept in {passwords_file}, mode 0600): {password}")
     else:

@@ -82,12 +82,7 @@ def secret_file(path: Path, nbytes: int = 18) -> tuple[str, bool]:
         os.chmod(path, 0o600)
         return value, False
     value = secrets.token_urlsafe(nbytes)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value + "\n")
-    os.replace(tmp, path)
+    write_private(path, value + "\n")
     return value, True
 
 
