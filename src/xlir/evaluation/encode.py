@@ -42,8 +42,9 @@ def _record(row: dict) -> None:
         f.write(json.dumps(row) + "\n")
 
 
-def encodings(since: float = 0.0) -> list[dict]:
-    """The ledger's computed encodings (newest last), those recorded at or after ``since`` (epoch seconds)."""
+def encodings(since: float = 0.0, pid: int | None = None) -> list[dict]:
+    """The ledger's computed encodings (newest last), those recorded at or after ``since`` (epoch seconds),
+    by process ``pid`` when given: the ledger is per machine, so other processes' encodings are in it too."""
     path = cache_dir() / "embeddings" / LEDGER
     if not path.is_file():
         return []
@@ -53,7 +54,7 @@ def encodings(since: float = 0.0) -> list[dict]:
             row = json.loads(line)
         except ValueError:  # a line cut by a crash
             continue
-        if row.get("at", 0) >= since:
+        if row.get("at", 0) >= since and pid in (None, row.get("pid")):
             out.append(row)
     return out
 
