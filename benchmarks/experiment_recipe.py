@@ -53,6 +53,10 @@ ARMS = {  # name -> overrides of BASE
     # with length-grouped forwards (same loss, other dropout draws), and the alignment term
     "g8-s50-20steps": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=20),
     "align1-s50-20steps": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=20, align_weight=1.0),
+    # the long CPU recipe (#12's "at most ~2 h of training"): the default recipe, 15 times the steps,
+    # a checkpoint and a validation every 50 steps, stopped when two validations in a row do not improve
+    "long-align1-300steps": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=300, align_weight=1.0,
+                                 checkpoint_every=50, early_stopping_patience=2),
     # probes: hi and vi left out of training, validated as unseen languages, every merge weight scored
     **{f"probe-hivi{tag}": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=20, merge_early_stop=False,
                                 merge_grid=[0.5, 0.6, 0.7, 0.85, 1.0], holdout_languages=["hi", "vi"], **extra)
