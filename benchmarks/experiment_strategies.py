@@ -10,6 +10,9 @@ Writes benchmarks/results/strategies.json and benchmarks/results/strategies.md.
 
     python benchmarks/experiment_strategies.py [--steps 100] [--batch-size 32]
         [--eval-questions-per-lang 200] [--no-domain-run]
+    # the three strategies under the default `make run` recipe, scored like its gating evaluation
+    python benchmarks/experiment_strategies.py --recipe default --steps 20 --eval-max-seq-length 128 \
+        --no-domain-run --output benchmarks/results/strategies_default.json
 """
 
 from __future__ import annotations
@@ -26,13 +29,15 @@ from xlir.evaluation.config import EvalConfig
 from xlir.data import load_dataset
 from xlir.evaluation import evaluate
 from xlir.evaluation.significance import compare
+from xlir.pipeline.params import PIPELINE_TRAIN_DEFAULTS
 from xlir.training import TrainConfig, train
 
 RESULTS = Path(__file__).with_name("results")
 RECIPES = {
     "strategies-2026-11": dict(lr_schedule="linear", warmup_ratio=0.1, scale=20.0, validation_fraction=0.05,
                                select="last", merge_with_base="none"),
-    "default": {},
+    # the default `make run` recipe: TrainConfig's defaults with the pipeline's checkpoints (validation at each)
+    "default": {k: v for k, v in PIPELINE_TRAIN_DEFAULTS.items() if k != "steps"},
 }
 PAPER = [  # arXiv 2408.10536 Table 1, XQuAD-R mAP and rank distance (XLM-R / LaBSE, batch 100, GPU)
     ("paper XLM-R X-X-mono", 0.792, 0.674, 0.547, 410.2),
