@@ -14,7 +14,8 @@ def run(*args):
 def test_help_lists_command_groups_with_descriptions():
     out = run("--help")
     assert out.returncode == 0
-    for group in ("data", "model", "validate", "ingest", "train", "evaluate", "registry", "promote", "stack"):
+    for group in ("data", "model", "validate", "ingest", "train", "evaluate", "registry", "promote", "serve", "search",
+                  "stack"):
         assert group in out.stdout
     assert "Inspect and fetch the named datasets" in out.stdout
 

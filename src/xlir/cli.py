@@ -15,6 +15,7 @@ from xlir.evaluation.cli import evaluate_command
 from xlir.models.cli import app as model_app
 from xlir.registry.cli import app as registry_app
 from xlir.registry.cli import promote_command
+from xlir.serving.cli import search_command, serve_command
 from xlir.stack.cli import app as stack_app
 from xlir.training.cli import train_command
 from xlir.validation.cli import ingest_command, validate_command
@@ -34,6 +35,8 @@ app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
 app.add_typer(registry_app, name="registry", help="MLflow registry: versions, gated promotion, rollback.")
 app.command("promote")(promote_command)
+app.command("serve")(serve_command)
+app.command("search")(search_command)
 app.add_typer(stack_app, name="stack", help="Local MLflow + Airflow stack on 127.0.0.1 (up, down, status, run).")
 
 

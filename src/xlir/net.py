@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import time
 import urllib.request
 
 from xlir.errors import XlirError
@@ -29,4 +33,36 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-__all__ = ["free_port", "http_ok"]
+def wait_http_ok(url: str, process: subprocess.Popen, timeout: float, what: str, log_hint: str = "") -> None:
+    """Wait until ``url`` answers 2xx; ``XlirError`` when ``process`` exits first or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise XlirError(f"{what} exited with {process.returncode}{log_hint}")
+        if http_ok(url, timeout=1.0):
+            return
+        time.sleep(0.25)
+    raise XlirError(f"{what} did not answer {url} within {timeout:.0f} s{log_hint}")
+
+
+def stop_process_group(process: subprocess.Popen | None, timeout: float = 15.0) -> None:
+    """SIGTERM to the process group led by ``process`` (started with ``start_new_session=True``), SIGKILL
+    if it lingers, then SIGKILL to any of its children that outlived it. Nothing else is signalled."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+    try:  # workers that outlived the parent
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+__all__ = ["free_port", "http_ok", "stop_process_group", "wait_http_ok"]

@@ -25,7 +25,8 @@ imported only when a server is used. CLI: ``xlir.registry.cli.app`` (``xlir regi
 Layers, bottom up; a module imports only modules of the layers below its own (``LAYERS``, checked by
 ``tests/test_registry_layers.py``, function-level imports included):
 
-1. ``mlflow_errors`` (MLflow's error codes), ``server``, ``gates`` (pure decisions);
+1. ``mlflow_errors`` (MLflow's error codes), ``server``, ``gates`` (pure decisions), ``signature``
+   (what a logged encoder takes and returns);
 2. ``lock`` (the registry lock), ``tracking`` (runs, what they log, evaluation keys);
 3. ``versions``: registered versions, tags, aliases read and written;
 4. ``report``, then ``card``: what a version and its decision look like to a reader;
@@ -36,7 +37,7 @@ Layers, bottom up; a module imports only modules of the layers below its own (``
 from __future__ import annotations
 
 LAYERS = (
-    ("mlflow_errors", "server", "gates"),
+    ("mlflow_errors", "server", "gates", "signature"),
     ("lock", "tracking"),
     ("versions",),
     ("report",),

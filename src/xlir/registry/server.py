@@ -10,15 +10,13 @@ an ``admin`` whose generated password is ``admin_password`` (also in ``ROOT/auth
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from xlir.errors import XlirError
-from xlir.net import free_port, http_ok
+from xlir.net import free_port, http_ok, stop_process_group, wait_http_ok
 
 
 def healthy(uri: str, timeout: float = 2.0) -> bool:
@@ -66,34 +64,17 @@ class LocalServer:
         log = open(self.root / "server.log", "ab")
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise XlirError(f"mlflow server exited with {self.process.returncode}; see {self.root / 'server.log'}")
-            if healthy(self.uri, timeout=1.0):
-                return self
-            time.sleep(0.25)
-        self.stop()
-        raise XlirError(f"mlflow server on {self.uri} not healthy after {timeout:.0f} s; see {self.root / 'server.log'}")
+        try:
+            wait_http_ok(self.uri + "/health", self.process, timeout, "mlflow server", f"; see {self.root / 'server.log'}")
+        except XlirError:
+            self.stop()
+            raise
+        return self
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM to the server's own process group (its pid), then SIGKILL if it lingers."""
         p, self.process = self.process, None
-        if p is None or p.poll() is not None:
-            return
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait(5)
-        try:  # workers that outlived the parent
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stop_process_group(p, timeout)
 
     def __enter__(self) -> LocalServer:
         return self.start()

@@ -269,16 +269,15 @@ class Registry:
     def _log_model(self, model, run_id: str, exp_id: str, pipeline_run_id: str) -> tuple[str, str]:
         """The encoder as an MLflow logged model of ``run_id`` (its step-0 metrics linked to the model)."""
         import mlflow.sentence_transformers
-        import numpy as np
-        from mlflow.models import ModelSignature
-        from mlflow.types import ColSpec, Schema, TensorSpec
+
+        from xlir.registry.signature import encoder_signature
 
         if isinstance(model, (str, Path)):
             from xlir.models import load_encoder
 
             model = load_encoder(str(model), device="cpu")
         dim = model.get_embedding_dimension()
-        signature = ModelSignature(inputs=Schema([ColSpec("string")]), outputs=Schema([TensorSpec(np.dtype("float32"), (-1, dim))]))
+        signature = encoder_signature(dim)  # with the prompt param `mlflow models serve` forwards to encode
         lm = self.client.create_logged_model(experiment_id=exp_id, name="model", source_run_id=run_id,
                                              tags={TAG_PIPELINE: pipeline_run_id})
         try:
