@@ -10,7 +10,7 @@ STAMP := $(VENV)/.xlir-installed
 # pip on some machines prints one warning per missing local index folder; keep the log readable.
 QUIET_PIP := grep -v '^WARNING: Location' || true
 
-.PHONY: help setup run stop status cli-run test data model pg-server clean-venv
+.PHONY: help setup run stop status cli-run test data model pg-server redis-server clean-venv
 
 help:
 	@echo "make run    set up everything and run the main job on the embedded default"
@@ -40,7 +40,9 @@ model: setup
 # zero-shot evaluation on XQuAD-R and DREAM, gates against the champion). A second `make run`
 # reuses the venv, data, encoder, servers and results. `make stop` stops the stack.
 # XLIR_DB=postgres: Airflow's metadata DB and MLflow's backend store on a local PostgreSQL server.
-run: data model $(if $(filter postgres,$(XLIR_DB)),pg-server)
+# XLIR_EXECUTOR=celery: PostgreSQL, Redis and Celery workers (default queue, training queue).
+run: data model $(if $(filter postgres,$(XLIR_DB))$(filter celery,$(XLIR_EXECUTOR)),pg-server) \
+	$(if $(filter celery,$(XLIR_EXECUTOR)),redis-server)
 	$(BIN)/xlir stack up
 	$(BIN)/xlir stack run
 
@@ -50,6 +52,15 @@ pg-server:
 	{ if [ "$$(id -u)" = 0 ]; then echo ">> installing PostgreSQL (Debian package postgresql)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "PostgreSQL server binaries missing: sudo apt-get install postgresql"; exit 1; fi; }
+
+# Redis's server (the Debian package redis-server), for XLIR_EXECUTOR=celery and its system tests.
+# Only the binary is used: the package's own service is not started (no systemd here; the local
+# stack runs its own server, 127.0.0.1 only, with a password, state under the stack folder).
+redis-server:
+	@command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || \
+	{ if [ "$$(id -u)" = 0 ]; then echo ">> installing Redis (Debian package redis-server)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "Redis server binary missing: sudo apt-get install redis-server"; exit 1; fi; }
 
 stop:
 	@if [ -x $(BIN)/xlir ]; then $(BIN)/xlir stack down; else echo "no venv: nothing was started"; fi
@@ -73,6 +84,7 @@ cli-run: data model
 
 test: setup
 	@$(MAKE) --no-print-directory pg-server || echo "(the PostgreSQL-mode system test will be skipped)"
+	@$(MAKE) --no-print-directory redis-server || echo "(the Celery-mode system tests will be skipped)"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean-venv:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, get_current_context, task
 
-from xlir.pipeline.dag_support import current_run, default_args, task_timeout, validated_qa_asset
+from xlir.pipeline.dag_support import current_run, default_args, max_active_runs, task_timeout, validated_qa_asset
 from xlir.pipeline.params import PROMOTION_POOL, PipelineParams, airflow_params, training_queue
 
 VALIDATED_QA = validated_qa_asset()
@@ -19,7 +19,7 @@ VALIDATED_QA = validated_qa_asset()
     dag_id="xlir_train",
     schedule=[VALIDATED_QA],
     catchup=False,
-    max_active_runs=1,
+    max_active_runs=max_active_runs(),
     params=airflow_params(PipelineParams),
     tags=["xlir", "training", "registry"],
     default_args=default_args(retries=2),

@@ -192,6 +192,37 @@ def test_compose_runs_the_same_xlir_environment_as_the_local_stack(services, tmp
     assert init["entrypoint"] == ["xlir"] and init["command"] == ["stack", "init"]  # the local stack's init code
 
 
+def test_compose_runs_the_same_celery_configuration_as_the_local_celery_stack(services, tmp_path):
+    """The CeleryExecutor's variables (``xlir.stack.env.celery_env``) are in every Airflow service of
+    compose with the local ``XLIR_EXECUTOR=celery`` stack's values: executor, queues, the broker's
+    visibility timeout; the broker a password-protected Redis, the result backend Airflow's database;
+    the training worker takes one task at a time from the training queue in both."""
+    from xlir.stack.env import celery_env
+    from xlir.stack.processes import TRAIN_WORKER, LocalStack
+
+    stack = LocalStack(tmp_path, executor="celery")
+    local = stack.env()
+    keys = set(celery_env("redis://:pw@host:6379/0", "db+postgresql+psycopg2://a:pw@host/airflow"))
+    assert keys <= set(local)
+    per_deployment = {"AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND",
+                      "AIRFLOW__CELERY__WORKER_CONCURRENCY"}  # hosts, passwords; 2 tasks per CPU worker in compose
+    for name, s in airflow_services(services).items():
+        env = s["environment"]
+        assert keys <= set(env), (name, sorted(keys - set(env)))
+        assert {k: default(env[k]) for k in keys - per_deployment} == {k: local[k] for k in keys - per_deployment}, name
+        for key, scheme in (("AIRFLOW__CELERY__BROKER_URL", "redis://:"),
+                            ("AIRFLOW__CELERY__RESULT_BACKEND", "db+postgresql+psycopg2://airflow:")):
+            assert env[key].startswith(scheme) and local[key].startswith(scheme), (name, key)
+        assert local["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+" + local["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    xlir_keys = {k for k in local if k.startswith("XLIR_") and k != "XLIR_MLFLOW_UI_URL"}
+    assert xlir_keys <= set(services["airflow-worker"]["environment"])
+    compose_train = [default(c) for c in services["airflow-worker-train"]["command"]]
+    local_train = stack._commands()[TRAIN_WORKER]
+    for flag in ("--queues", "--concurrency"):
+        assert compose_train[compose_train.index(flag) + 1] == local_train[local_train.index(flag) + 1], flag
+
+
 def test_the_image_install_step_ships_the_package_data(tmp_path):
     """The Dockerfile installs xlir non-editable: the wheel must carry the suite, gates and pinned sources."""
     import subprocess

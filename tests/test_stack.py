@@ -86,7 +86,18 @@ def secrets_of(stack: LocalStack) -> dict[str, str]:
         out[f"mlflow {f.stem}"] = f.read_text().strip()
     for f in sorted((stack.state / "postgres").glob("*password")):
         out[f"postgres {f.name}"] = f.read_text().strip()
+    if (stack.state / "redis" / "password").is_file():
+        out["redis"] = (stack.state / "redis" / "password").read_text().strip()
     return out
+
+
+def check_listening_only_on_loopback(stack: LocalStack) -> list[str]:
+    """Every socket the stack's processes listen on is on 127.0.0.1; returns those lines of `ss`."""
+    pids = stack.processes()
+    listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines()
+    ours = [line for line in listening if any(f"pid={p}," in line for p in pids)]
+    assert ours and all("127.0.0.1:" in line.split()[3] for line in ours), ours
+    return ours
 
 
 def check_no_secret_on_a_command_line(stack: LocalStack) -> None:
@@ -162,9 +173,7 @@ def test_system_stack_runs_the_pipeline_through_the_rest_api_and_stops_cleanly(t
         for key, value in stack.mlflow_client_env().items():  # this test reads the registry as the pipeline
             monkeypatch.setenv(key, value)
         pids = stack.processes()
-        listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines()
-        ours = [line for line in listening if any(f"pid={p}," in line for p in pids)]
-        assert ours and all("127.0.0.1:" in line.split()[3] for line in ours), ours
+        check_listening_only_on_loopback(stack)
 
         # 1. the data's way: landing -> xlir_ingest (REST) -> asset event -> xlir_train (default params)
         first = run_default(stack, source=landed, echo=lines.append, poll=2, timeout=900)

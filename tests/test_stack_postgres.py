@@ -16,23 +16,30 @@ from pathlib import Path
 
 import pytest
 
+from xlir.stack.postgres import PostgresError
 from xlir.stack.processes import LocalStack
 from xlir.stack.run import api_for
 
 from mlqa_slice import write_mlqa_slice
-from test_stack import TINY_DEFAULTS, check_anonymous_alias_move_refused, check_no_secret_on_a_command_line
+from test_stack import (TINY_DEFAULTS, check_anonymous_alias_move_refused, check_listening_only_on_loopback,
+                        check_no_secret_on_a_command_line)
 
 
-def _server_binaries() -> bool:
-    from xlir.stack.postgres import PostgresError, bin_dir
-
+def installed(find, error) -> bool:
+    """True when ``find()`` names a server binary that is there (False when it raises ``error``)."""
     try:
-        return (bin_dir() / "postgres").is_file()
-    except PostgresError:
+        return Path(find()).is_file()
+    except error:
         return False
 
 
-needs_postgres = pytest.mark.skipif(not _server_binaries(), reason="PostgreSQL server binaries not installed "
+def _postgres_binary() -> Path:
+    from xlir.stack.postgres import bin_dir
+
+    return bin_dir() / "postgres"
+
+
+needs_postgres = pytest.mark.skipif(not installed(_postgres_binary, PostgresError), reason="PostgreSQL server binaries not installed "
                                                                     "(`make test` installs the Debian package as root)")
 
 
@@ -173,10 +180,8 @@ def test_system_stack_on_postgres_runs_a_dag_and_stops_cleanly(tmp_path, state_d
         for key, value in stack.mlflow_client_env().items():
             monkeypatch.setenv(key, value)
         pids = stack.processes()
-        listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines()
-        ours = [line for line in listening if any(f"pid={p}," in line for p in pids)]
+        ours = check_listening_only_on_loopback(stack)
         assert any(f":{stack.ports()['postgres']}" in line.split()[3] for line in ours)
-        assert ours and all("127.0.0.1:" in line.split()[3] for line in ours), ours
 
         api = api_for(stack)
         api.wait_for_dag("xlir_train")

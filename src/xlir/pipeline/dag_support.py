@@ -70,6 +70,19 @@ def task_timeout(dag_id: str, task_id: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+MAX_ACTIVE_RUNS_ENV = "XLIR_TRAIN_MAX_ACTIVE_RUNS"
+
+
+def max_active_runs() -> int:
+    """How many ``xlir_train`` runs may be active at once (``$XLIR_TRAIN_MAX_ACTIVE_RUNS``, default 1).
+    More than one suits a deployment with several workers: training and evaluation still run one at a
+    time per training worker, and promotions one at a time in all (the ``xlir_promotion`` pool)."""
+    raw = os.environ.get(MAX_ACTIVE_RUNS_ENV, "").strip() or "1"
+    if not raw.isdigit() or int(raw) < 1:
+        raise XlirError(f"{MAX_ACTIVE_RUNS_ENV}={raw!r}: expected a whole number of runs, at least 1")
+    return int(raw)
+
+
 def validated_qa_asset():
     """The asset ``xlir_ingest`` updates and ``xlir_train`` is scheduled on."""
     from airflow.sdk import Asset

@@ -70,6 +70,11 @@ class AirflowAPI:
     def unpause(self, dag_id: str) -> dict:
         return self._raw("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
 
+    def set_pool_slots(self, pool: str, slots: int) -> dict:
+        """Resize a pool (0 holds every task that needs it in ``scheduled``)."""
+        return self._raw("PATCH", f"/api/v2/pools/{urllib.parse.quote(pool, safe='')}",
+                         {"name": pool, "slots": slots, "include_deferred": False})
+
     def trigger(self, dag_id: str, conf: dict | None = None) -> dict:
         return self._raw("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
 

@@ -20,11 +20,17 @@ def stack_up(state_dir: Path | None = StateOption,
              parallelism: int = typer.Option(2, min=1, max=8, help="Airflow parallelism (tasks at once)"),
              db: str = typer.Option(None, "--db", help="sqlite (default) or postgres: Airflow's metadata DB and "
                                                        "MLflow's backend store on a local PostgreSQL server "
-                                                       "(default: $XLIR_DB)")) -> None:
-    """Start MLflow and Airflow (api-server, scheduler, dag-processor, triggerer) on 127.0.0.1."""
+                                                       "(default: $XLIR_DB)"),
+             executor: str = typer.Option(None, "--executor", help="local (default) or celery: PostgreSQL, Redis and "
+                                                                   "Celery workers (default queue and training queue) "
+                                                                   "as separate processes (default: $XLIR_EXECUTOR)"),
+             workers: int = typer.Option(1, "--workers", min=1, max=8, help="celery: workers for the default queue "
+                                                                            "(one task at a time each)")) -> None:
+    """Start MLflow and Airflow (api-server, scheduler, dag-processor, triggerer; with --executor celery
+    also PostgreSQL, Redis and the Celery workers) on 127.0.0.1."""
     from xlir.stack.processes import LocalStack
 
-    stack = LocalStack(state_dir, parallelism=parallelism, db=db)
+    stack = LocalStack(state_dir, parallelism=parallelism, db=db, executor=executor, workers=workers)
     _print(stack.up(echo=typer.echo))
     typer.echo(f"Airflow UI {stack.api_url} (user admin, password in {stack.passwords_file}); MLflow {stack.mlflow_uri} "
                f"(user admin, password in {stack.mlflow_password_file('admin')}; the pipeline's: eval \"$(xlir stack env)\")")

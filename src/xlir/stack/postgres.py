@@ -20,10 +20,10 @@ import pwd
 import secrets
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 from xlir.errors import XlirError
+from xlir.stack.servers import check_reachable, hand_to, popen_as, server_user, wait_ready
 
 USER = "xlir"  # the cluster's superuser: creates the roles and databases, nothing else
 DATABASES = ("airflow", "mlflow")  # each owned by the login role of the same name
@@ -56,18 +56,10 @@ class LocalPostgres:
 
     def run_as(self) -> pwd.struct_passwd:
         """The server's own user: ``postgres`` for root (PostgreSQL refuses to run as root), else the caller."""
-        if os.geteuid() != 0:
-            return pwd.getpwuid(os.geteuid())
-        try:
-            return pwd.getpwnam("postgres")
-        except KeyError:
-            raise PostgresError("running as root needs a `postgres` system user (the Debian package creates it)") from None
+        return server_user("postgres", PostgresError)
 
     def popen_kwargs(self) -> dict:
-        if os.geteuid() != 0:
-            return {}
-        user = self.run_as()
-        return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+        return popen_as("postgres", PostgresError)
 
     def password(self, role: str = USER) -> str:
         """The password of ``role`` (the superuser's by default), generated into a 0600 file the first time."""
@@ -91,24 +83,12 @@ class LocalPostgres:
     def initialised(self) -> bool:
         return (self.data / "PG_VERSION").is_file()
 
-    def _check_reachable(self, user: pwd.struct_passwd) -> None:
-        """The server's user must be able to walk down to its data folder."""
-        for parent in reversed(self.data.parents):
-            st = parent.stat()
-            if st.st_uid == user.pw_uid or st.st_mode & 0o001 or (st.st_gid == user.pw_gid and st.st_mode & 0o010):
-                continue
-            raise PostgresError(
-                f"the PostgreSQL server runs as {user.pw_name!r}, which cannot enter {parent} (mode "
-                f"{oct(st.st_mode & 0o777)}): put the stack state somewhere it can reach (XLIR_STACK_DIR), "
-                "or start the stack as a non-root user")
-
     def init(self, echo=print) -> None:
         """``initdb`` a new cluster owned by the server's user (SCRAM passwords, UTF-8, no locale)."""
         user = self.run_as()
         self.data.mkdir(parents=True, exist_ok=True)
-        self._check_reachable(user)
-        os.chown(self.data, user.pw_uid, user.pw_gid)
-        os.chmod(self.data, 0o700)
+        check_reachable(self.data, user, "PostgreSQL", PostgresError)
+        hand_to(self.data, user, 0o700)
         echo(f"initialising PostgreSQL in {self.data} (as user {user.pw_name})")
         pwfile = self.root / ".initdb-pw"  # readable by the server's user only, removed right after
         pwfile.unlink(missing_ok=True)
@@ -132,18 +112,8 @@ class LocalPostgres:
         """Until a login works (``alive()`` False: the server exited, stop waiting)."""
         import psycopg2
 
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                self.connect(connect_timeout=3).close()
-                return
-            except psycopg2.OperationalError as e:
-                last = e
-            if not alive():
-                break
-            time.sleep(0.5)
-        raise PostgresError(f"PostgreSQL on 127.0.0.1:{self.port} not ready: {str(last).strip()}")
+        wait_ready(lambda: self.connect(connect_timeout=3).close(), (psycopg2.OperationalError,), alive, timeout,
+                   f"PostgreSQL on 127.0.0.1:{self.port}", PostgresError)
 
     def connect(self, dbname: str = "postgres", **kw):
         import psycopg2

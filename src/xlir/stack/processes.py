@@ -13,7 +13,14 @@ Services (each its own process group, pid file ``STATE/pids/<name>.pid``, log ``
 * with ``db="postgres"`` (``XLIR_DB=postgres``), ``postgres`` first (``xlir.stack.postgres``):
   Airflow's metadata DB and MLflow's backend store (and its users) live there instead of SQLite,
   each database owned by its own unprivileged role. MLflow's URL on its command line holds no
-  password: the server gets it as ``PGPASSWORD``.
+  password: the server gets it as ``PGPASSWORD``;
+* with ``executor="celery"`` (``XLIR_EXECUTOR=celery``; PostgreSQL implied), ``redis`` as Celery's
+  broker (``xlir.stack.redis``: 127.0.0.1, a password from a 0600 file, its append-only file under
+  ``STATE/redis``), the CeleryExecutor in every Airflow process, and Celery workers as separate
+  processes: ``worker-default-1`` .. ``worker-default-N`` for the ``default`` queue (one task at a
+  time each; ``workers=N``) and ``worker-training`` for the training queue (train and evaluate,
+  one task at a time). A worker's tasks record ``<worker name>@<host>`` as their hostname (Celery's
+  node name), so the task-instance rows say which worker ran what.
 
 Everything binds to 127.0.0.1: the scheduler and triggerer run with ``--skip-serve-logs``
 (Airflow's log server listens on every interface and cannot be told otherwise), so the API
@@ -43,7 +50,7 @@ from pathlib import Path
 from xlir.errors import XlirError
 from xlir.net import free_port, http_ok
 from xlir.paths import REPO_ROOT
-from xlir.stack.env import airflow_env
+from xlir.stack.env import DEFAULT_QUEUE, TRAIN_QUEUE, airflow_env, celery_env
 from xlir.stack.init import ADMIN, init_airflow
 from xlir.stack.mlflow_auth import (
     ADMIN as MLFLOW_ADMIN,
@@ -59,8 +66,15 @@ from xlir.stack.mlflow_auth import (
 )
 
 SERVICES = ("mlflow", "api-server", "scheduler", "dag-processor", "triggerer")
-ALL_SERVICES = ("postgres", *SERVICES)
+ALL_SERVICES = ("postgres", "redis", *SERVICES)
 DB_MODES = ("sqlite", "postgres")
+EXECUTORS = ("local", "celery")
+TRAIN_WORKER = "worker-training"
+WORKER_HOSTNAME = "xlir.stack.env.worker_hostname"
+
+
+def default_worker(i: int) -> str:
+    return f"worker-default-{i}"
 
 
 class StackError(XlirError):
@@ -80,13 +94,15 @@ def _cmdline(pid: int) -> str:
 
 def start_time(pid: int) -> int | None:
     """When ``pid`` started, in clock ticks since boot (field 22 of ``/proc/PID/stat``), or None
-    when no such process runs. A pid can be reused; a (pid, start time) pair cannot, within a boot."""
+    when no such process runs (a zombie, dead but not yet reaped by its parent, does not run).
+    A pid can be reused; a (pid, start time) pair cannot, within a boot."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     try:  # the command name (field 2) may hold spaces and parentheses: count from the last ")"
-        return int(stat[stat.rindex(")") + 2:].split()[19])
+        fields = stat[stat.rindex(")") + 2:].split()
+        return None if fields[0] == "Z" else int(fields[19])
     except (ValueError, IndexError):
         return None
 
@@ -106,8 +122,17 @@ def _cwd(pid: int) -> Path | None:
 
 
 def _group_pids(pgid: int) -> list[int]:
+    """The live processes of a process group (zombies left for their parent to reap are not)."""
     out = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True).stdout
-    return [int(x) for x in out.split()]
+    return [int(x) for x in out.split() if start_time(int(x)) is not None]
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status of a service this process started itself (else it stays a zombie)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
 
 
 @dataclass
@@ -126,17 +151,46 @@ class LocalStack:
     """The stack whose state (ports, pids, logs, DBs, data folders) lives under ``state_dir``."""
 
     def __init__(self, state_dir: str | Path | None = None, *, mlflow_port: int = 5000, api_port: int = 8080,
-                 parallelism: int = 2, db: str | None = None, postgres_port: int = 5432):
+                 parallelism: int = 2, db: str | None = None, postgres_port: int = 5432, executor: str | None = None,
+                 workers: int = 1, redis_port: int = 6379):
         self.state = Path(state_dir).expanduser().resolve() if state_dir else default_state_dir()
-        self.parallelism = parallelism
-        self.db = (db or os.environ.get("XLIR_DB") or "sqlite").strip().lower()
-        if self.db not in DB_MODES:
-            raise StackError(f"XLIR_DB={self.db!r}: the local stack's database is one of {', '.join(DB_MODES)}")
-        self._preferred = {"mlflow": mlflow_port, "api": api_port, "postgres": postgres_port}
+        self.executor = (executor or os.environ.get("XLIR_EXECUTOR") or "local").strip().lower()
+        if self.executor not in EXECUTORS:
+            raise StackError(f"XLIR_EXECUTOR={self.executor!r}: the local stack's executor is one of {', '.join(EXECUTORS)}")
+        db = (db or os.environ.get("XLIR_DB") or ("postgres" if self.executor == "celery" else "sqlite")).strip().lower()
+        if db not in DB_MODES:
+            raise StackError(f"XLIR_DB={db!r}: the local stack's database is one of {', '.join(DB_MODES)}")
+        if self.executor == "celery" and db != "postgres":
+            raise StackError(f"XLIR_EXECUTOR=celery needs XLIR_DB=postgres (Celery workers share Airflow's metadata DB "
+                             f"and its result backend; SQLite is one process's), not {db}")
+        if workers < 1:
+            raise StackError(f"--workers {workers}: at least one worker for the default queue")
+        self.db, self.workers = db, workers
+        # Celery: every worker may have a task in flight at once (the training worker's included)
+        self.parallelism = max(parallelism, workers + 1) if self.executor == "celery" else parallelism
+        self._preferred = {"mlflow": mlflow_port, "api": api_port, "postgres": postgres_port, "redis": redis_port}
 
     @property
     def services(self) -> tuple[str, ...]:
-        return ALL_SERVICES if self.db == "postgres" else SERVICES
+        """This mode's services, in start order."""
+        backends = {"sqlite": (), "postgres": ("postgres",)}[self.db] + (("redis",) if self.executor == "celery" else ())
+        return (*backends, *SERVICES, *self.worker_names())
+
+    def worker_names(self) -> tuple[str, ...]:
+        """This mode's Celery workers (none with the LocalExecutor)."""
+        if self.executor != "celery":
+            return ()
+        return (*(default_worker(i) for i in range(1, self.workers + 1)), TRAIN_WORKER)
+
+    def _started_workers(self) -> list[str]:
+        """Workers with a pid file (whatever mode or worker count they were started with)."""
+        return sorted(p.stem for p in (self.state / "pids").glob("worker-*.pid"))
+
+    @property
+    def redis(self):
+        from xlir.stack.redis import LocalRedis
+
+        return LocalRedis(self.state / "redis", self.ports()["redis"])
 
     @property
     def postgres(self):
@@ -177,7 +231,8 @@ class LocalStack:
         """Ports chosen on the first ``up`` (preferred ones when free), kept in ``STATE/ports.json``."""
         path = self.state / "ports.json"
         ports = json.loads(path.read_text()) if path.is_file() else {}
-        wanted = ("mlflow", "api", "postgres") if self.db == "postgres" else ("mlflow", "api")
+        wanted = ("mlflow", "api") + (("postgres",) if self.db == "postgres" else ()) + (
+            ("redis",) if self.executor == "celery" else ())
         if all(k in ports for k in wanted):
             return ports
         self.state.mkdir(parents=True, exist_ok=True)
@@ -205,6 +260,8 @@ class LocalStack:
             "TOKENIZERS_PARALLELISM": "false",
         }
         conn = self.postgres.url("airflow") if self.db == "postgres" else None
+        if self.executor == "celery":
+            extra.update(celery_env(self.redis.url(), "db+" + conn, worker_concurrency=1))
         password, _ = secret_file(self.mlflow_password_file(self.mlflow_user))
         return {**os.environ, **airflow_env(self.home, parallelism=self.parallelism, api_port=self.ports()["api"],
                                             mlflow_uri=self.mlflow_uri, admin=ADMIN, sql_alchemy_conn=conn,
@@ -232,12 +289,18 @@ class LocalStack:
         key, _ = secret_file(auth / "flask-secret-key", 32)
         db = self.postgres.url("mlflow", password=False) if self.db == "postgres" else f"sqlite:///{auth / 'basic_auth.db'}"
         write_private(auth / "basic_auth.ini", auth_ini(db))
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AIRFLOW", "MLFLOW_TRACKING_"))}
+        env = self._server_base_env("MLFLOW_TRACKING_")
         env.update(server_env(auth / "basic_auth.ini", admin_password, key))
         env.update(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", NO_PROXY="127.0.0.1,localhost")
         if self.db == "postgres":
             env["PGPASSWORD"] = self.postgres.password("mlflow")
         return env
+
+    @staticmethod
+    def _server_base_env(*drop: str) -> dict[str, str]:
+        """This process's environment for a server: without Airflow's settings, PostgreSQL's client
+        variables or the prefixes in ``drop``."""
+        return {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AIRFLOW", *drop))}
 
     def _start_mlflow(self, echo) -> None:
         self.mlflow_dir.mkdir(parents=True, exist_ok=True)
@@ -308,7 +371,21 @@ class LocalStack:
             "scheduler": [*af, "scheduler", "--skip-serve-logs"],
             "dag-processor": [*af, "dag-processor"],
             "triggerer": [*af, "triggerer", "--skip-serve-logs"],
+            **{name: self._worker_command(name) for name in self.worker_names()},
         }
+
+    def _worker_command(self, name: str) -> list[str]:
+        """``airflow celery worker`` for one queue, one task at a time, named ``<name>@<host>``, without
+        its log server (it would listen on every interface; the API server reads the log files)."""
+        queue = TRAIN_QUEUE if name == TRAIN_WORKER else DEFAULT_QUEUE
+        return [sys.executable, "-m", "airflow", "celery", "worker", "--queues", queue, "--concurrency", "1",
+                "--celery-hostname", f"{name}@%h", "--skip-serve-logs"]
+
+    def _env_for(self, name: str, env: dict[str, str]) -> dict[str, str]:
+        """A service's environment: a worker's also names it, for the hostname its tasks record."""
+        if not name.startswith("worker-"):
+            return env
+        return {**env, "XLIR_WORKER_NAME": name, "AIRFLOW__CORE__HOSTNAME_CALLABLE": WORKER_HOSTNAME}
 
     def _spawn(self, name: str, cmd: list[str], env: dict, **popen) -> int:
         for d in (self.pid_file(name).parent, self.log_file(name).parent):
@@ -330,20 +407,39 @@ class LocalStack:
         if self.pid("postgres") is None:
             if not pg.initialised():
                 pg.init(echo)
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AIRFLOW"))}
-            self._spawn("postgres", pg.command(), env, **pg.popen_kwargs())
+            self._spawn("postgres", pg.command(), self._server_base_env(), **pg.popen_kwargs())
         pg.wait_ready(lambda: self.pid("postgres") is not None, timeout)
         pg.ensure_databases()
 
+    def _start_redis(self, timeout: float) -> None:
+        redis = self.redis
+        if self.pid("redis") is None:
+            redis.prepare()
+            self._spawn("redis", redis.command(), self._server_base_env("REDIS"), **redis.popen_kwargs())
+        redis.wait_ready(lambda: self.pid("redis") is not None, timeout)
+
+    def start(self, name: str, timeout: float = 60.0) -> int:
+        """Start one Airflow service, Celery worker or Redis again (when it is not running); its pid."""
+        if name == "redis":
+            self._start_redis(timeout)
+        elif self.pid(name) is None:
+            if name not in self.services or name in ("postgres", "mlflow"):
+                raise StackError(f"{name}: not a service `start` restarts alone in this mode ({', '.join(self.services)})")
+            self._spawn(name, self._commands()[name], self._env_for(name, self.env()))
+        return self.pid(name)
+
     def _check_mode(self) -> None:
-        """One database mode per running stack: switching needs a ``down`` first."""
-        f = self.state / "db-mode"
+        """One database mode and one executor per running stack: switching needs a ``down`` first."""
         running = [s for s in SERVICES if self.pid(s) is not None]
-        if f.is_file() and f.read_text().strip() != self.db and running:
-            raise StackError(f"the stack runs with XLIR_DB={f.read_text().strip()} ({', '.join(running)}); "
-                             f"stop it (`xlir stack down`) before starting it with XLIR_DB={self.db}")
         self.state.mkdir(parents=True, exist_ok=True)
-        f.write_text(self.db + "\n")
+        for file, var, value in (("db-mode", "XLIR_DB", self.db), ("executor", "XLIR_EXECUTOR", self.executor)):
+            f = self.state / file
+            before = f.read_text().strip() if f.is_file() else ("local" if file == "executor" else value)
+            if before != value and running:
+                raise StackError(f"the stack runs with {var}={before} ({', '.join(running)}); "
+                                 f"stop it (`xlir stack down`) before starting it with {var}={value}")
+        for file, value in (("db-mode", self.db), ("executor", self.executor)):
+            (self.state / file).write_text(value + "\n")
 
     def up(self, echo=print, timeout: float = 180.0) -> list[ServiceStatus]:
         """Start every service that is not running; wait until MLflow and the API server answer."""
@@ -352,6 +448,8 @@ class LocalStack:
         self._check_mode()
         if self.db == "postgres":
             self._start_postgres(echo, timeout)
+        if self.executor == "celery":
+            self._start_redis(timeout)
         if self.pid("mlflow") is not None and self._mlflow_open():
             echo("MLflow runs without authentication (started by an older xlir): restarting MLflow and Airflow "
                  "with it (Airflow's processes get the pipeline's MLflow login)")
@@ -362,9 +460,9 @@ class LocalStack:
         if self.pid("mlflow") is None:
             self._start_mlflow(echo)
         self._init_airflow(env, echo)
-        for name in SERVICES[1:]:
+        for name in (*SERVICES[1:], *self.worker_names()):
             if self.pid(name) is None:
-                self._spawn(name, cmds[name], env)
+                self._spawn(name, cmds[name], self._env_for(name, env))
         self._wait(f"{self.mlflow_uri}/health", "mlflow", timeout)
         self._ensure_pipeline_user(echo)
         self._wait(f"{self.api_url}/api/v2/monitor/health", "api-server", timeout)
@@ -382,7 +480,8 @@ class LocalStack:
 
     def stop_service(self, name: str, timeout: float = 30.0) -> bool:
         """Stop a service by its pid: SIGTERM to its process group (PostgreSQL: SIGINT to the server,
-        its fast shutdown), SIGKILL to what is left after ``timeout``; True if it ran."""
+        its fast shutdown; a Celery worker: its warm shutdown, and its running tasks are signalled),
+        SIGKILL to what is left after ``timeout``; True if it ran."""
         pid = self.pid(name)
         if pid is None:
             return False
@@ -402,14 +501,15 @@ class LocalStack:
             except ProcessLookupError:
                 pass
             time.sleep(0.5)
+        _reap(pid)
         self.pid_file(name).unlink(missing_ok=True)
         return True
 
     def down(self, echo=print) -> list[str]:
-        """Stop every service (Airflow first, then MLflow, PostgreSQL last, whatever the mode it was
-        started in); returns the names that were running."""
+        """Stop every service (Celery workers first, then Airflow, MLflow, Redis, PostgreSQL last,
+        whatever the mode it was started in); returns the names that were running."""
         stopped = []
-        for name in reversed(ALL_SERVICES):
+        for name in (*self._started_workers(), *reversed(ALL_SERVICES)):
             if self.stop_service(name):
                 echo(f"stopped {name}")
                 stopped.append(name)
@@ -419,9 +519,11 @@ class LocalStack:
         ports = json.loads((self.state / "ports.json").read_text()) if (self.state / "ports.json").is_file() else {}
         urls = {"mlflow": f"http://127.0.0.1:{ports['mlflow']}" if "mlflow" in ports else "",
                 "api-server": f"http://127.0.0.1:{ports['api']}" if "api" in ports else "",
-                "postgres": f"postgresql://127.0.0.1:{ports['postgres']}" if "postgres" in ports else ""}
+                "postgres": f"postgresql://127.0.0.1:{ports['postgres']}" if "postgres" in ports else "",
+                "redis": f"redis://127.0.0.1:{ports['redis']}" if "redis" in ports else ""}
+        urls.update({w: f"queue {TRAIN_QUEUE if w == TRAIN_WORKER else DEFAULT_QUEUE}" for w in self.worker_names()})
         out = []
-        for name in ALL_SERVICES:
+        for name in dict.fromkeys((*ALL_SERVICES, *self.worker_names(), *self._started_workers())):
             pid = self.pid(name)
             if name in self.services or pid is not None:
                 out.append(ServiceStatus(name, pid, pid is not None, urls.get(name, ""), str(self.log_file(name))))
@@ -429,4 +531,5 @@ class LocalStack:
 
     def processes(self) -> list[int]:
         """Every pid of every running service's process group."""
-        return [p for name in ALL_SERVICES if (pid := self.pid(name)) for p in _group_pids(pid)]
+        return [p for name in (*ALL_SERVICES, *self._started_workers()) if (pid := self.pid(name))
+                for p in _group_pids(pid)]

@@ -260,6 +260,7 @@ def train(cfg: TrainConfig, *, callbacks: list | None = None, show_progress: boo
     start_step = 0
     if resume_from is not None:
         start_step = int(_CHECKPOINT.match(resume_from.name).group(1))
+        log.info("resuming from checkpoint %s: step %d of %d", resume_from, start_step, cfg.steps)
         _truncate_log(log_path, start_step)
     trainer.add_callback(_JsonlLog(log_path))
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
