@@ -10,6 +10,7 @@ from __future__ import annotations
 from airflow.sdk import dag, get_current_context, task
 
 from xlir.pipeline.dag_support import current_run, default_args, max_active_runs, task_timeout, validated_qa_asset
+from xlir.pipeline.notifier import DecisionNotifier
 from xlir.pipeline.params import PROMOTION_POOL, PipelineParams, airflow_params, training_queue
 
 VALIDATED_QA = validated_qa_asset()
@@ -36,7 +37,8 @@ params below. One MLflow run per DAG run (child run per variant).
 3. **evaluate**: one mapped task per evaluation dataset.
 4. **register**: make sure a champion exists (untuned base model), register the new version.
 5. **gate**: decision against the champion (gate profile + overrides).
-6. **promote**: gated alias move, one at a time (pool `xlir_promotion`).
+6. **promote**: gated alias move, one at a time (pool `xlir_promotion`); the promotion or rejection is
+   announced to the deployment's webhook (`XLIR_ALERT_WEBHOOK_URL`; none when unset).
 """,
 )
 def xlir_train():
@@ -97,8 +99,9 @@ def xlir_train():
         return decide(run_id, params, registered)
 
     @task(execution_timeout=task_timeout("xlir_train", "promote"),
-          pool=PROMOTION_POOL, doc_md="Gated promotion (`promote`): moves `champion` on a pass, tags the version "
-                                      "rejected on a fail. Pool `xlir_promotion` (one slot).")
+          pool=PROMOTION_POOL, on_success_callback=[DecisionNotifier()],
+          doc_md="Gated promotion (`promote`): moves `champion` on a pass, tags the version rejected on a fail. "
+                 "Pool `xlir_promotion` (one slot). Its decision goes to `XLIR_ALERT_WEBHOOK_URL` (`DecisionNotifier`).")
     def promote(registered: dict, decision: dict) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 

@@ -140,6 +140,7 @@ def test_compare_params_refuse_an_alpha_outside_0_1(dagbag):
 # ------------------------------------------------------------------ end to end (dag.test)
 
 from mlflow_server import shared_server, unique  # noqa: E402
+from webhook_receiver import receiver  # noqa: E402,F401 (a fixture)
 
 LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
 
@@ -264,11 +265,14 @@ def test_train_dag_end_to_end_promotes_when_the_gates_pass(dagbag, mlflow_uri, s
     assert set(trained) >= {"model_dir", "mlflow_run_id", "variant"} and len(json.dumps(trained)) < 2000
 
 
-def test_train_dag_end_to_end_moves_nothing_when_the_gates_fail(dagbag, mlflow_uri, small_train_file, pipeline_dirs):
+def test_train_dag_end_to_end_moves_nothing_when_the_gates_fail(dagbag, mlflow_uri, small_train_file, pipeline_dirs,
+                                                                receiver, monkeypatch):
     from xlir.registry import Registry
 
     conf = run_conf(small_train_file, gate_profile="default")
     old = crown(conf, synthetic(0.9, 10.0))
+    monkeypatch.setenv("XLIR_ALERT_WEBHOOK_URL", receiver.url)
+    receiver.status = 500  # a failing webhook: the run and its decision stand
     dr = dagbag.dags["xlir_train"].test(run_conf=conf)
     assert str(getattr(dr.state, "value", dr.state)) == "success", states(dr)
     decision, promoted = xcom(dr, "gate"), xcom(dr, "promote")
@@ -277,6 +281,12 @@ def test_train_dag_end_to_end_moves_nothing_when_the_gates_fail(dagbag, mlflow_u
     reg = Registry(mlflow_uri, conf["registered_model"], experiment=conf["experiment"])
     assert reg.champion().version == old
     assert reg.version(promoted["version"]).tags.get("gate.status") == "rejected"
+    # the promote task's notifier posted the rejection once (issue 16, item 5)
+    assert [r["body"]["event"] for r in receiver.received] == ["rejection"]
+    alert = receiver.received[0]["body"]
+    assert (alert["model"], alert["version"], alert["decision"]) == (conf["registered_model"], promoted["version"], "rejected")
+    assert alert["failed_gates"] == decision["failed"] and alert["champion"] == old and alert["dag_run_id"] == dr.run_id
+    assert set(alert["headline"]) >= {"xquad_r.map.mul", "xquad_r.map.mo"} and alert["links"]["mlflow_version"]
 
 
 def _asset_events():

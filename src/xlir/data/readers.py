@@ -186,6 +186,20 @@ def read_table(path: str | Path, fmt: str = "auto", source: str = "") -> Tables:
     return canonical_from_rows(frame, source or path.stem)
 
 
+def read_utf8(path: str | Path) -> tuple[bytes, str]:
+    """A text file's bytes and its UTF-8 text (a BOM dropped); ``DataFormatError`` when it cannot be read
+    or is not UTF-8."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataFormatError(path, f"cannot read file: {e.strerror or e}") from None
+    try:
+        return raw, raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataFormatError(path, f"not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
+
+
 def read_rows(path: str | Path, fmt: str = "auto") -> pd.DataFrame:
     """The raw rows of a JSON Lines or Parquet file, plus ``_row``: the 1-based line (JSONL) or
     row number, so checks can point at the offending line."""
@@ -198,14 +212,7 @@ def read_rows(path: str | Path, fmt: str = "auto") -> pd.DataFrame:
             raise DataFormatError(path, f"not a readable Parquet file ({e.__class__.__name__}: {e})") from None
         frame["_row"] = range(1, len(frame) + 1)
         return frame
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DataFormatError(path, f"cannot read file: {e.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataFormatError(path, f"not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
+    _, text = read_utf8(path)
     rows, numbers = [], []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():

@@ -359,7 +359,8 @@ def promote(run_id: str, params: dict | PipelineParams, registered: dict, gated:
     """Act on the ``gate`` task's decision (``gated``: its return value): on a pass with ``promote`` on,
     move ``champion`` under the registry lock (the gates run again only if the champion changed since
     the decision), on a fail tag the version rejected and move nothing. Without ``gated`` it decides
-    here. Returns ``PromotionResult.as_dict()``."""
+    here. Returns ``PromotionResult.as_dict()`` without the decision, plus its headline deltas."""
+    from xlir.pipeline.alerts import headline_deltas
     from xlir.registry import GateDecision, gate_and_promote
 
     p = _params(params)
@@ -370,8 +371,8 @@ def promote(run_id: str, params: dict | PipelineParams, registered: dict, gated:
     decision = GateDecision.model_validate(gated["decision"]) if gated and gated.get("decision") else None
     result = gate_and_promote(registered["version"], run_id, p.gate_profile, overrides=p.gate_overrides or None,
                               name=p.registered_model, decision=decision).as_dict()
-    result.pop("decision", None)
-    return {**result, "model_uri": f"models:/{p.registered_model}/{result['version']}",
+    headline = headline_deltas(result.pop("decision", None))  # a few numbers for the alert (xlir.pipeline.notifier)
+    return {**result, "headline": headline, "model_uri": f"models:/{p.registered_model}/{result['version']}",
             "registered_model": p.registered_model, "mlflow_run_id": registered.get("mlflow_run_id")}
 
 

@@ -66,14 +66,9 @@ def read_corpus(path: str | Path) -> Corpus:
     if p.is_dir():
         raise DataFormatError(p, "is a folder; give a corpus file (one passage per line, or JSON Lines with a "
                                  "\"text\" field)")
-    try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise DataFormatError(p, f"cannot read the corpus ({e.strerror or e})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataFormatError(p, f"not UTF-8 text (byte {e.start}); save the corpus as UTF-8") from None
+    from xlir.data.readers import read_utf8
+
+    raw, text = read_utf8(p)
     ids, texts = [], []
     jsonl = p.suffix.lower() in JSONL_SUFFIXES
     for n, line in enumerate(text.splitlines(), 1):
