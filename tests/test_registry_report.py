@@ -83,6 +83,14 @@ def test_report_compares_the_candidate_with_the_champion_it_was_gated_on(reg, tm
     assert ("trained model: step 20 of 30, merged with the base at lambda 0.85 (chosen on validation); "
             "held-out validation Mo. 0.793 -> 0.811, Mul. 0.439 -> 0.669") in text
     assert "+0.200 ▲" in text and "-500.0 ▲" in text  # higher mAP and lower rank distance are both better
+    # the logged model carries the headline of every evaluation, each with its dataset; so does the description
+    model = reg.client.get_logged_model(reg.client.get_model_version(reg.name, str(new)).source.removeprefix("models:/"))
+    assert {(m.key, m.dataset_name, m.dataset_digest) for m in model.metrics} == {
+        *((f"xquad_r.{k}", "xquad-r", "xquad-r-v1") for k in ("map.mo", "map.cr", "map.mul", "rank_distance")),
+        ("dream.map", "dream", "dream-v1")}
+    description = reg.client.get_model_version(reg.name, str(new)).description
+    assert "| xquad_r | mAP Mul. | 0.500 | 0.300 | +0.200 ▲ |" in description
+    assert "| dream | mAP | 0.450 | 0.410 | +0.040 ▲ |" in description
 
     from typer.testing import CliRunner
 
@@ -121,3 +129,22 @@ def test_report_says_whether_the_trained_model_was_merged(lam, merge, says):
     text = render_report({"version": 2, "reference_version": None, "reference_is_baseline": False, "rows": [],
                           "decision": None, "champion": None, "training": training})
     assert says in text.splitlines()[1]
+
+
+def test_comparison_charts_draw_language_bars_headline_deltas_and_the_pair_matrix_difference(tmp_path):
+    from xlir.registry.charts import CHARTS, pair_matrix, write_comparison_charts
+
+    def full(mul: float) -> dict[str, float]:
+        m = xquad(mul, 1000 * (1 - mul))
+        m.update({f"xquad_r.map.{x}.{y}": mul + (0.1 if x == y else 0) for x in LANGS for y in LANGS})
+        return m
+
+    cand, ref = full(0.5), full(0.3)
+    written = write_comparison_charts(cand, ref, "xquad_r", tmp_path, candidate_label="v2", reference_label="v1",
+                                      dataset="xquad-r")
+    assert {k: p.name for k, p in written.items()} == CHARTS
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written.values())
+    assert pair_matrix(cand, "xquad_r", list(LANGS)).loc["de", "de"] == pytest.approx(0.6)
+    del ref["xquad_r.map.de.en"]  # a reference without every pair (a made-up champion): no matrix, the rest drawn
+    assert set(write_comparison_charts(cand, ref, "xquad_r", tmp_path / "partial", candidate_label="v2",
+                                       reference_label="v1", dataset="xquad-r")) == {"languages", "deltas"}

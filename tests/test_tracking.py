@@ -147,6 +147,9 @@ def test_a_real_tiny_pipeline_is_tracked_registered_and_gated(uri, tmp_path, mon
     assert "training languages: de, en, es" in card
     assert "| returned checkpoint | step " in card and "chosen on the validation criterion" in card
     assert "held-out validation (training-side ids)" in card
+    # the comparison charts against the re-evaluated champion: every language pair known on both sides
+    assert {f.path for f in reg.client.list_artifacts(child.run_id, "comparison")} == {
+        "comparison/mul_map_by_language.png", "comparison/headline_deltas.png", "comparison/map_matrix_delta.png"}
 
     # encodings counted: base on xquad-r (2: queries, pool); training validation: the base (2), steps 2
     # and 4 (4), the merge at 0.5 (2; 1.0 is step 4's); the candidate (2); the champion's re-evaluation

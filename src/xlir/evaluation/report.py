@@ -43,7 +43,9 @@ def per_language_table(table: pd.DataFrame, languages: list[str]) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def write_heatmap(matrix: pd.DataFrame, path: Path, title: str) -> None:
+def write_heatmap(matrix: pd.DataFrame, path: Path, title: str, *, vmin: float = 0.0, vmax: float = 1.0,
+                  cmap: str = "viridis", label: str = "mAP", light_below: float | None = 0.6, signed: bool = False) -> None:
+    """A query-language x pool-language matrix as an annotated heatmap (``signed``: values as +0.01)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,7 +53,7 @@ def write_heatmap(matrix: pd.DataFrame, path: Path, title: str) -> None:
 
     n = len(matrix)
     fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n), dpi=110)
-    im = ax.imshow(matrix.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis")
+    im = ax.imshow(matrix.to_numpy(dtype=float), vmin=vmin, vmax=vmax, cmap=cmap)
     ax.set_xticks(range(n), matrix.columns)
     ax.set_yticks(range(n), matrix.index)
     ax.set_xlabel("pool language (Y)")
@@ -60,9 +62,11 @@ def write_heatmap(matrix: pd.DataFrame, path: Path, title: str) -> None:
         for j in range(n):
             v = matrix.iat[i, j]
             if v == v:
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
+                light = light_below is not None and v < light_below
+                ax.text(j, i, f"{v:+.2f}" if signed else f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if light else "black")
     ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="mAP")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -29,7 +29,8 @@ Layers, bottom up; a module imports only modules of the layers below its own (``
    (what a logged encoder takes and returns);
 2. ``lock`` (the registry lock), ``tracking`` (runs, what they log, evaluation keys);
 3. ``versions``: registered versions, tags, aliases read and written;
-4. ``report``, then ``card``: what a version and its decision look like to a reader;
+4. ``report`` and ``charts`` (the comparison PNGs), then ``card``: what a version and its decision
+   look like to a reader (the card, the version's Markdown description);
 5. ``promotion``: decide, crown the baseline, move the aliases, write the card;
 6. this package's functions and ``cli``.
 """
@@ -40,7 +41,7 @@ LAYERS = (
     ("mlflow_errors", "server", "gates", "signature"),
     ("lock", "tracking"),
     ("versions",),
-    ("report",),
+    ("report", "charts"),
     ("card",),
     ("promotion",),
     ("__init__", "cli"),
@@ -58,7 +59,7 @@ from xlir.registry.gates import (
 )
 from xlir.registry.lock import RegistryLock, RegistryLockTimeout
 from xlir.registry.promotion import EvalMismatchError, PromotionResult
-from xlir.registry.tracking import PipelineRun, TrackingError, track_pipeline_run
+from xlir.registry.tracking import EXPERIMENT, PipelineRun, TrackingError, track_pipeline_run
 from xlir.registry.versions import CHAMPION, MODEL_NAME, PREVIOUS, Registry, RegistryError, eval_key
 
 
@@ -74,12 +75,13 @@ def register_model(model_dir, run_id: str, pipeline_run_id: str, metrics: dict[s
 
 
 def ensure_baseline(base_model: str, eval_config, *, tracking_uri: str | None = None, name: str = MODEL_NAME,
-                    evaluator=None, also_evaluate: tuple = ()) -> int:
-    """The champion's version; registers and crowns the untuned base encoder when there is none."""
+                    evaluator=None, also_evaluate: tuple = (), experiment: str = EXPERIMENT) -> int:
+    """The champion's version; registers and crowns the untuned base encoder when there is none (its run
+    and logged model in ``experiment``: the pipeline's, so the Models tab shows it beside the candidates)."""
     from xlir.registry import promotion
 
-    return promotion.ensure_baseline(open_registry(tracking_uri, name), base_model, eval_config, evaluator=evaluator,
-                                     also_evaluate=also_evaluate)
+    return promotion.ensure_baseline(open_registry(tracking_uri, name, experiment=experiment), base_model, eval_config,
+                                     evaluator=evaluator, also_evaluate=also_evaluate)
 
 
 def decide(version: int, gates: GateConfig | str = "default", *, overrides: dict | None = None,

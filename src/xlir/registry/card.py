@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 
 from xlir.registry.gates import GateDecision, languages_of, metric_prefix
-from xlir.registry.report import format_metric
+from xlir.registry.report import format_delta, format_metric, version_report
+from xlir.registry.tracking import HEADLINE
 
 _ROWS = [("map.mo", "Mo. mAP"), ("map.cr", "Cr. mAP"), ("map.mul", "Mul. mAP"), ("r1.mo", "Mo. R@1"),
          ("r1.cr", "Cr. R@1"), ("r10.mul", "Mul. R@10"), ("rank_distance", "mean rank distance (lower is better)")]
@@ -46,6 +47,39 @@ def _training_rows(params: dict, metrics: dict) -> list[str]:
                     + "/".join(format_metric(base[k]) for k in ("map.mo", "map.cr", "map.mul"))
                     + f", {format_metric(base['rank_distance'], 0)}) |")
     return rows
+
+
+def ingest_record(run_tags: dict, version: str) -> dict:
+    """What the pipeline run recorded about ingested data version ``version`` (tag ``data.ingest.<version>``)."""
+    return _json(run_tags.get(f"{INGEST_TAG}.{version}"), {}) or {}
+
+
+INGEST_TAG = "data.ingest"
+"""Run tags of the data lineage: ``data.ingest.versions`` (JSON list), ``data.ingest.<version>`` (JSON:
+landed files, validation report, rows, the named dataset it equals, the ingest's MLflow run and asset event)."""
+
+
+def _ingest_lines(run_tags: dict) -> list[str]:
+    lines = []
+    for version in _json(run_tags.get(f"{INGEST_TAG}.versions"), []) or []:
+        r = ingest_record(run_tags, version)
+        files = ", ".join(f"`{f}`" for f in r.get("files") or []) or "–"
+        same = f"; its content equals the named dataset `{r['same_as']}` (trained on once)" if r.get("same_as") else ""
+        event = r.get("asset_event") or {}
+        via = (f"; announced by asset event of `{event.get('source_dag_id')}` run `{event.get('source_run_id')}`"
+               if event.get("source_run_id") else "")
+        lines.append(f"- ingested data version `{version}`: landed file(s) {files}, {r.get('rows', '–')} questions, "
+                     f"validation {'passed' if r.get('passed') else 'NOT passed'} (report `{r.get('report', '–')}`, "
+                     f"artifact `{r.get('artifact', '–')}`){same}{via}")
+    return lines
+
+
+def _validation(run_tags: dict) -> str:
+    passed = run_tags.get("data.validation.passed")
+    if passed is None:
+        return "not recorded"
+    where = "the ingest reports above" if run_tags.get(f"{INGEST_TAG}.versions") else "artifact `validation/report.json`"
+    return f"{'passed' if passed == 'true' else 'NOT passed'} ({where})"
 
 
 def render_model_card(
@@ -144,7 +178,8 @@ def render_model_card(
         f"- training datasets: {', '.join(map(str, train_sets)) or '–'}",
         f"- data versions: {', '.join(f'{k} {v}' for k, v in sorted(data_versions.items())) or '–'}",
         f"- training languages: {', '.join(langs) if isinstance(langs, list) else langs}",
-        f"- training data validation: {run_tags.get('data.validation.passed', 'not recorded')} (artifact `validation/report.json`)",
+        *_ingest_lines(run_tags),
+        f"- training data validation: {_validation(run_tags)}",
         f"- gating evaluation: {eval_cfg.get('dataset', dataset)} (data version {eval_cfg.get('dataset_version') or '–'}), "
         f"{eval_cfg.get('max_questions_per_lang') or 'all'} questions per language (seed {eval_cfg.get('seed', '–')}), "
         f"candidates as {eval_cfg.get('candidate_text', '–')}, max length {eval_cfg.get('max_seq_length', '–')}; "
@@ -190,10 +225,14 @@ def render_model_card(
     return "\n".join(lines)
 
 
-def write_model_card(reg, version: int, result) -> str:
-    """Render the card for ``version`` after ``result`` (a ``PromotionResult``) and log it."""
+def write_model_card(reg, version: int, result, reference_metrics: dict[str, float] | None = None) -> str:
+    """Render the card for ``version`` after ``result`` (a ``PromotionResult``) and log it; log the
+    comparison charts against the champion the decision compared with (``reference_metrics``: its
+    full metrics on the candidate's evaluation, else the decision's key metrics); set the version's
+    description to the outcome, the headline table and the charts, in Markdown."""
     v = reg.version(version)
     run = reg.client.get_run(v.run_id)
+    tags, params = _with_parent(reg, run)
     decision = result.decision
     dataset = (decision.gates.get("dataset") if decision else None) or v.eval_config.get("dataset", "xquad-r")
     champion = champion_version = None
@@ -211,11 +250,73 @@ def write_model_card(reg, version: int, result) -> str:
                "baseline": "baseline, first champion"}.get(
         result.status, result.status)
     text = render_model_card(
-        name=reg.name, version=version, run_params=run.data.params, run_tags={**run.data.tags, "_run_id": v.run_id},
+        name=reg.name, version=version, run_params=params, run_tags={**tags, "_run_id": v.run_id},
         version_tags=v.tags, candidate=run.data.metrics, champion=champion, champion_version=champion_version,
         baseline=baseline, baseline_version=baseline_version, decision=decision, outcome=outcome, dataset=dataset,
     )
     reg.client.log_text(v.run_id, text, "model_card.md")
+    charts = {}
+    if champion_version is not None:
+        charts = _log_charts(reg, v.run_id, run.data.metrics, reference_metrics or champion or {}, dataset,
+                             f"v{version}", f"champion v{champion_version}")
     summary = decision.summary() if decision else outcome
-    reg.client.update_model_version(reg.name, str(version), description=f"{outcome}; {summary}")
+    reg.client.update_model_version(reg.name, str(version), description=render_description(
+        version_report(reg, version), outcome, summary, v.run_id, charts))
     return text
+
+
+def _with_parent(reg, run) -> tuple[dict, dict]:
+    """A run's tags and params over its parent's (the pipeline run holds the data lineage)."""
+    tags, params = dict(run.data.tags), dict(run.data.params)
+    parent_id = tags.get("mlflow.parentRunId")
+    if parent_id:
+        parent = reg.client.get_run(parent_id)
+        tags, params = {**parent.data.tags, **tags}, {**parent.data.params, **params}
+    return tags, params
+
+
+def _log_charts(reg, run_id: str, candidate: dict, reference: dict, dataset: str, cand_label: str,
+                ref_label: str) -> dict[str, str]:
+    """The comparison PNGs in the run's ``comparison/`` folder; ``{kind: artifact path}``."""
+    import tempfile
+    from pathlib import Path
+
+    from xlir.registry.charts import COMPARISON_DIR, write_comparison_charts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        written = write_comparison_charts(candidate, reference, metric_prefix(dataset), Path(tmp),
+                                          candidate_label=cand_label, reference_label=ref_label, dataset=dataset)
+        for path in written.values():
+            reg.client.log_artifact(run_id, str(path), COMPARISON_DIR)
+    return {kind: f"{COMPARISON_DIR}/{path.name}" for kind, path in written.items()}
+
+
+def artifact_url(run_id: str, path: str) -> str:
+    """An artifact of a run as the MLflow server serves it to its UI (relative to the UI's root)."""
+    from urllib.parse import urlencode
+
+    return "get-artifact?" + urlencode({"path": path, "run_uuid": run_id})
+
+
+def render_description(report: dict, outcome: str, summary: str, run_id: str, charts: dict[str, str]) -> str:
+    """A version's description in Markdown (the MLflow UI renders it): the outcome and the gate's
+    summary, the headline metrics (``HEADLINE``) against the reference with their change, the charts."""
+    from xlir.registry.charts import CAPTIONS
+
+    ref = report["reference_version"]
+    ref_name = (f"v{ref}" + (" (baseline)" if report["reference_is_baseline"] else "")) if ref else "no champion"
+    lines = [f"{outcome}: {summary}", "", f"| dataset | metric | v{report['version']} | {ref_name} | change |",
+             "|---|---|---:|---:|---:|"]
+    for r in report["rows"]:
+        if r["name"].split(".", 1)[1] in HEADLINE:
+            lines.append(f"| {r['dataset']} | {r['metric']} | {format_metric(r['candidate'])} | "
+                         f"{format_metric(r['reference'])} | {format_delta(r)} |")
+    d = report["decision"]
+    if d is not None:
+        lines += ["", f"Gate: **{d['status']}** ({d['checks']} checks, profile `{d['profile']}`)"
+                  + (" [forced]" if d["forced"] else "") + (f"; failed: {', '.join(d['failed'])}" if d["failed"] else "")]
+    for kind, path in charts.items():
+        lines += ["", f"![{CAPTIONS[kind]}]({artifact_url(run_id, path)})"]
+    lines += ["", f"Model card: artifact `model_card.md` of run `{run_id}`"
+              + ("; decision: `gate/decision.json`." if d is not None else ".")]
+    return "\n".join(lines)

@@ -509,7 +509,7 @@ def gate_and_promote(reg: Registry, version: int, pipeline_run_id: str, gates: G
 
             log.warning("v%d is champion but its model card was never written (the promotion was interrupted); "
                         "writing it now", version)
-            write_model_card(reg, version, result)
+            write_model_card(reg, version, result, reference_metrics=_reference_metrics_of(reg, result.decision))
         return result
     try:
         decision = decision or decide(reg, version, gates, evaluator=evaluator)
@@ -520,5 +520,20 @@ def gate_and_promote(reg: Registry, version: int, pipeline_run_id: str, gates: G
     if model_card:
         from xlir.registry.card import write_model_card
 
-        write_model_card(reg, version, result)
+        write_model_card(reg, version, result, reference_metrics=_reference_metrics_of(reg, result.decision))
     return result
+
+
+def _reference_metrics_of(reg: Registry, decision: GateDecision | None) -> dict[str, float] | None:
+    """Every metric of the champion a decision compared with, on the candidate's evaluation (its own
+    run's, or its stored re-evaluation), for the comparison charts; None when unavailable."""
+    ref = decision.reference if decision else {}
+    if not ref.get("version"):
+        return None
+    try:
+        champion = reg.version(ref["version"])
+    except RegistryError:  # deleted since: the charts fall back on the decision's key metrics
+        return None
+    if ref.get("reevaluated"):
+        return _stored_reevaluation(reg, champion, ref.get("eval_key"))
+    return reg.version_metrics(champion)

@@ -103,7 +103,8 @@ def format_metric(v, digits: int = 3) -> str:
     return f"{v:.1f}" if abs(v) >= 100 else f"{v:.{digits}f}"
 
 
-def _delta(row) -> str:
+def format_delta(row) -> str:
+    """A report row's change against the reference, with ▲ (better) or ▼ (worse); '' without a reference."""
     if row["reference"] is None:
         return ""
     digits = 1 if abs(row["candidate"]) >= 100 else 3
@@ -134,7 +135,7 @@ def render_report(report: dict) -> str:
     lines += [head, "-" * len(head)]
     for r in report["rows"]:
         lines.append(f"{r['dataset']:10} {r['metric']:14} {format_metric(r['candidate']):>10} {format_metric(r['reference']):>10} "
-                     f"{_delta(r):>10}")
+                     f"{format_delta(r):>10}")
     if any(r["reference"] is None for r in report["rows"]) and ref:
         lines.append("(–: the champion has no evaluation on that dataset with the same config)")
     d = report["decision"]
@@ -151,4 +152,4 @@ def render_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["format_metric", "render_report", "version_report"]
+__all__ = ["format_delta", "format_metric", "render_report", "version_report"]

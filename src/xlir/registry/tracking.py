@@ -161,6 +161,20 @@ def eval_key(eval_config, dataset_version: str | None = None) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
 
+HEADLINE = ("map.mo", "map.cr", "map.mul", "rank_distance", "map")
+"""The headline of an evaluation, per dataset prefix: Mo./Cr./Mul. mAP and rank distance of a LAReQA
+set, ``map`` of a single-pool one (DREAM). A small, stable set: what the logged model carries, what
+the Models tab and the version's description show first; every other metric stays on the run."""
+
+
+def headline_metrics(metrics: dict[str, float], prefix: str) -> dict[str, float]:
+    """The headline metrics of ``prefix`` found in ``metrics``, in ``HEADLINE`` order."""
+    return {f"{prefix}.{h}": float(metrics[f"{prefix}.{h}"]) for h in HEADLINE if f"{prefix}.{h}" in metrics}
+
+
+DATA_CONTEXT = "mlflow.data.context"
+
+
 def _chunks(items: list, n: int) -> Iterator[list]:
     for i in range(0, len(items), n):
         yield items[i:i + n]
@@ -237,6 +251,31 @@ class PipelineRun:
         else:
             self.set_tags({"mlflow.source.git.commit": code["code.git_sha"]})
         return code
+
+    # -- dataset inputs (the experiment's Datasets column)
+
+    def log_dataset(self, name: str, digest: str, source: str, *, context: str = "training",
+                    profile: dict | None = None, tags: dict[str, Any] | None = None) -> None:
+        """``name`` at ``digest`` as a dataset input of the run (MLflow keeps one per name and digest, so
+        a repeat is a no-op); ``source`` is where it lives, ``profile`` a few JSON-ready facts about it."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        ds = Dataset(name=name, digest=str(digest), source_type="local", source=json.dumps({"uri": str(source)}),
+                     profile=json.dumps(profile, sort_keys=True, default=str) if profile else None)
+        input_tags = [InputTag(DATA_CONTEXT, context), *(InputTag(k, param_value(v)) for k, v in (tags or {}).items())]
+        self.client.log_inputs(self.run_id, [DatasetInput(ds, input_tags)])
+
+    def datasets(self, context: str | None = None) -> list:
+        """The run's dataset inputs (``mlflow.entities.DatasetInput``), those of ``context`` when given."""
+        inputs = self.run.inputs.dataset_inputs if self.run.inputs else []
+        return [d for d in inputs if context is None or {t.key: t.value for t in d.tags}.get(DATA_CONTEXT) == context]
+
+    def copy_datasets(self, other: PipelineRun, context: str = "training") -> int:
+        """Log ``other``'s dataset inputs of ``context`` on this run too (a child shows its parent's data)."""
+        found = other.datasets(context)
+        if found:
+            self.client.log_inputs(self.run_id, found)
+        return len(found)
 
     # -- artifacts
 
@@ -345,6 +384,9 @@ class PipelineRun:
                          f"eval.{prefix}.questions": info.get("questions"),
                          f"eval.{prefix}.candidates": info.get("candidates")})
         self.set_tags({f"eval.{prefix}.key": key})
+        if info.get("dataset_version"):
+            self.log_dataset(info["dataset"], info["dataset_version"], f"xlir dataset {info['dataset']}",
+                             context="evaluation", profile={k: info.get(k) for k in ("questions", "candidates", "languages")})
         self.log_metrics(result.metrics)
         self.log_artifacts(result.output_dir, artifact_path or f"evaluation/{prefix}")
         return {"prefix": prefix, "metrics": len(result.metrics)}

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from xlir.registry.tracking import (
     connect,
     eval_config_dict,
     eval_key,
+    headline_metrics,
 )
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,12 @@ def default_evaluator(cfg):
 
 def metrics_of(result) -> dict[str, float]:
     return dict(result.metrics) if hasattr(result, "metrics") else dict(result)
+
+
+def logged_model_name(name: str) -> str:
+    """A logged model's name from a run name (``hybrid-a0.5`` -> ``hybrid-a0_5``): MLflow refuses
+    ``/ : . % " '`` in it; letters, digits, ``_`` and ``-`` are kept."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:100] or "model"
 
 
 def pip_requirements() -> list[str]:
@@ -241,9 +249,12 @@ class Registry:
             run = self.client.get_run(run_id)
         except Exception as e:  # noqa: BLE001
             raise RegistryError(f"no MLflow run {run_id!r} to register from ({type(e).__name__}); nothing was registered") from None
-        PipelineRun(self.client, run_id, pipeline_run_id, run.info.experiment_id).log_metrics(metrics)
-
-        model_id, model_uri = self._log_model(model, run_id, run.info.experiment_id, pipeline_run_id)
+        tracked = PipelineRun(self.client, run_id, pipeline_run_id, run.info.experiment_id)
+        tracked.log_metrics(metrics)
+        model_id, model_uri = self._log_model(model, tracked, run.info.run_name or ("baseline" if baseline else "model"),
+                                              {"baseline": "true" if baseline else "false"})
+        self._link_headline(tracked, model_id, {**run.data.metrics, **metrics}, cfg.get("dataset") or "",
+                            dataset_version)
         key = eval_key(cfg, dataset_version)
         version_tags = {
             TAG_PIPELINE: pipeline_run_id,
@@ -266,9 +277,11 @@ class Registry:
             )
         return int(mv.version)
 
-    def _log_model(self, model, run_id: str, exp_id: str, pipeline_run_id: str) -> tuple[str, str]:
-        """The encoder as an MLflow logged model of ``run_id`` (its step-0 metrics linked to the model)."""
+    def _log_model(self, model, run: PipelineRun, name: str, tags: dict[str, str]) -> tuple[str, str]:
+        """The encoder as an MLflow 3 logged model (the sentence-transformers flavor) of ``run``, named
+        after the run (the variant, or ``baseline``): the experiment's Models tab lists it."""
         import mlflow.sentence_transformers
+        from mlflow.entities import LoggedModelOutput
 
         from xlir.registry.signature import encoder_signature
 
@@ -278,18 +291,42 @@ class Registry:
             model = load_encoder(str(model), device="cpu")
         dim = model.get_embedding_dimension()
         signature = encoder_signature(dim)  # with the prompt param `mlflow models serve` forwards to encode
-        lm = self.client.create_logged_model(experiment_id=exp_id, name="model", source_run_id=run_id,
-                                             tags={TAG_PIPELINE: pipeline_run_id})
+        lm = self.client.create_logged_model(experiment_id=run.experiment_id, name=logged_model_name(name),
+                                             source_run_id=run.run_id,
+                                             tags={TAG_PIPELINE: run.pipeline_run_id, **tags})
         try:
+            # no run_id: given one, MLflow links every metric of the run to the model (one history request
+            # per metric); the model is the run's output here and carries the headline only (_link_headline)
             info = mlflow.sentence_transformers.log_model(
-                model, name="model", model_id=lm.model_id, run_id=run_id, signature=signature,
+                model, name=logged_model_name(name), model_id=lm.model_id, signature=signature,
                 input_example=["query: what is the capital of France?", "passage: Paris is the capital of France."],
                 pip_requirements=pip_requirements(),
             )
+            self.client.log_outputs(run.run_id, [LoggedModelOutput(lm.model_id, step=0)])
         except BaseException:
             self.client.finalize_logged_model(lm.model_id, "FAILED")
             raise
         return lm.model_id, info.model_uri
+
+    def _link_headline(self, run: PipelineRun, model_id: str, metrics: dict[str, float], gating: str,
+                       gating_version: str | None) -> int:
+        """The headline metrics (``HEADLINE``) of every dataset the run was evaluated on, linked to the
+        logged model with that evaluation's dataset: the Models tab's metric columns. Returns how many."""
+        from mlflow.entities import Metric
+
+        datasets = {gating: gating_version}
+        for d in run.datasets("evaluation"):
+            datasets.setdefault(d.dataset.name, d.dataset.digest)
+        linked = []
+        for name, digest in datasets.items():
+            for key in headline_metrics(metrics, metric_prefix(name)) if name else ():
+                # the run's own entry (same value, time and step), so the run's history gains no second point
+                m = max(self.client.get_metric_history(run.run_id, key), key=lambda m: (m.step == 0, m.timestamp))
+                linked.append(Metric(key, m.value, m.timestamp, m.step, model_id=model_id,
+                                     dataset_name=name if digest else None, dataset_digest=digest or None))
+        if linked:
+            self.client.log_batch(run.run_id, metrics=linked)
+        return len(linked)
 
     # -- reading a version's model
 
