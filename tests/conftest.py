@@ -27,6 +27,7 @@ def airflow_home(tmp_path_factory):
             mp.setenv(key, value)
         mp.setenv("XLIR_INGEST_SCHEDULE", "*/15 * * * *")
         mp.setenv("XLIR_INGEST_QUIET_SECONDS", "0")  # test files are written whole before a run
+        mp.setenv("XLIR_ALERT_WEBHOOK_URL", "")  # never the shell's webhook: a test that wants alerts sets a local one
         yield home
 
 
