@@ -52,13 +52,13 @@ def test_a_promotion_is_posted_with_its_summary_deltas_and_links(deployment, rec
         "previous_champion": 1, "failed_gates": []}
     assert body["headline"]["xquad_r.map.mul"] == {"candidate": 0.566, "champion": 0.290, "delta": pytest.approx(0.276)}
     assert body["headline"]["xquad_r.rank_distance"]["delta"] == pytest.approx(-999.0)
-    assert list(body["headline"]) == ["xquad_r.map.mul", "xquad_r.map.cr", "xquad_r.map.mo", "xquad_r.rank_distance"]
+    assert list(body["headline"]) == ["xquad_r.map.mo", "xquad_r.map.cr", "xquad_r.map.mul", "xquad_r.rank_distance"]
     assert body["links"] == {
         "mlflow_run": "http://127.0.0.1:5000/#/runs/abc123",
         "mlflow_version": "http://127.0.0.1:5000/#/models/xlir-encoder/versions/2",
         "airflow_run": "http://127.0.0.1:8080/dags/xlir_train/runs/manual__2026-11-30T12%3A00%3A00%2B00%3A00"}
-    assert body["text"].startswith("xlir-encoder v2 promoted to champion (previous champion v1): Mul. mAP +0.276, "
-                                   "Cr. mAP +0.065, Mo. mAP +0.006, rank distance -999.0")
+    assert body["text"].startswith("xlir-encoder v2 promoted to champion (previous champion v1): mAP Mo. +0.006, "
+                                   "mAP Cr. +0.065, mAP Mul. +0.276, rank distance -999.0")
     assert "http://127.0.0.1:5000/#/models/xlir-encoder/versions/2" in body["text"] and "8080/dags/" in body["text"]
 
 
@@ -69,7 +69,7 @@ def test_a_rejection_is_posted_with_the_failed_gates(deployment, receiver, monke
     assert (body["event"], body["decision"], body["version"], body["champion"]) == ("rejection", "rejected", 3, 2)
     assert body["failed_gates"] == ["retrieval.min_gain_mul", "retrieval.language_drop.th"]
     assert body["text"].startswith("xlir-encoder v3 rejected by the gates (retrieval.min_gain_mul, "
-                                   "retrieval.language_drop.th); champion stays v2: Mul. mAP +0.276")
+                                   "retrieval.language_drop.th); champion stays v2: mAP Mo. +0.006")
 
 
 def test_nothing_is_sent_without_a_webhook_or_without_a_decision(deployment, receiver, monkeypatch, caplog):

@@ -25,23 +25,21 @@ log = logging.getLogger(__name__)
 TIMEOUT = 10.0
 EVENTS = {"passed": "promotion", "already-champion": "promotion", "rejected": "rejection"}
 """The promotion statuses that are alerted, and as what (``not-requested``: no decision acted on)."""
-HEADLINE = (("map.mul", "Mul. mAP"), ("map.cr", "Cr. mAP"), ("map.mo", "Mo. mAP"), ("rank_distance", "rank distance"))
 
 
 def headline_deltas(decision: dict | None) -> dict[str, dict]:
-    """Candidate, champion and change of the headline gating metrics, from a ``GateDecision`` dump."""
+    """Candidate, champion and change of the gating dataset's headline metrics (``HEADLINE`` of
+    ``xlir.registry.tracking``), from a ``GateDecision`` dump."""
+    from xlir.registry.gates import metric_prefix
+    from xlir.registry.tracking import headline_metrics
+
     if not decision:
         return {}
-    prefix = str((decision.get("gates") or {}).get("dataset", "xquad-r")).replace("-", "_").replace(":", "_")
-    cand = (decision.get("candidate") or {}).get("metrics") or {}
+    prefix = metric_prefix(str((decision.get("gates") or {}).get("dataset", "xquad-r")))
+    cand = headline_metrics((decision.get("candidate") or {}).get("metrics") or {}, prefix)
     ref = (decision.get("reference") or {}).get("metrics") or {}
-    out = {}
-    for suffix, _ in HEADLINE:
-        name = f"{prefix}.{suffix}"
-        if name in cand:
-            c, r = cand[name], ref.get(name)
-            out[name] = {"candidate": c, "champion": r, "delta": None if r is None else c - r}
-    return out
+    return {name: {"candidate": c, "champion": ref.get(name), "delta": None if ref.get(name) is None else c - ref[name]}
+            for name, c in cand.items()}
 
 
 def airflow_run_url(base: str, dag_id: str, run_id: str) -> str:
@@ -69,7 +67,9 @@ def decision_alert(promoted: dict | None, *, dag_id: str = "", dag_run_id: str =
     else:
         what = (f"{model} v{version} rejected by the gates ({', '.join(promoted.get('failed') or []) or 'no check named'}); "
                 f"champion stays v{promoted.get('champion')}")
-    labels = dict(HEADLINE)
+    from xlir.registry.report import COLUMNS
+
+    labels = dict(COLUMNS)
     deltas = [f"{labels.get(name.split('.', 1)[1], name)} {h['delta']:+.{1 if abs(h['delta']) >= 100 else 3}f}"
               for name, h in headline.items() if h.get("delta") is not None]
     text = what + (": " + ", ".join(deltas) if deltas else "") + "".join(
@@ -112,5 +112,5 @@ def send_alert(body: dict, url: str | None = None, timeout: float = TIMEOUT) -> 
     return ok
 
 
-__all__ = ["EVENTS", "HEADLINE", "TIMEOUT", "WEBHOOK_ENV", "airflow_run_url", "decision_alert", "headline_deltas",
+__all__ = ["EVENTS", "TIMEOUT", "WEBHOOK_ENV", "airflow_run_url", "decision_alert", "headline_deltas",
            "send_alert"]
