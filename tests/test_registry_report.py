@@ -91,6 +91,7 @@ def test_report_compares_the_candidate_with_the_champion_it_was_gated_on(reg, tm
     description = reg.client.get_model_version(reg.name, str(new)).description
     assert "| xquad_r | mAP Mul. | 0.500 | 0.300 | +0.200 ▲ |" in description
     assert "| dream | mAP | 0.450 | 0.410 | +0.040 ▲ |" in description
+    assert reg.client.get_run(reg.version(new).run_id).data.tags["mlflow.note.content"] == description  # the run's too
 
     from typer.testing import CliRunner
 

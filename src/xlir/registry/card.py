@@ -229,7 +229,7 @@ def write_model_card(reg, version: int, result, reference_metrics: dict[str, flo
     """Render the card for ``version`` after ``result`` (a ``PromotionResult``) and log it; log the
     comparison charts against the champion the decision compared with (``reference_metrics``: its
     full metrics on the candidate's evaluation, else the decision's key metrics); set the version's
-    description to the outcome, the headline table and the charts, in Markdown."""
+    description, and its run's, to the outcome, the headline table and the charts, in Markdown."""
     v = reg.version(version)
     run = reg.client.get_run(v.run_id)
     tags, params = _with_parent(reg, run)
@@ -260,9 +260,14 @@ def write_model_card(reg, version: int, result, reference_metrics: dict[str, flo
         charts = _log_charts(reg, v.run_id, run.data.metrics, reference_metrics or champion or {}, dataset,
                              f"v{version}", f"champion v{champion_version}")
     summary = decision.summary() if decision else outcome
-    reg.client.update_model_version(reg.name, str(version), description=render_description(
-        version_report(reg, version), outcome, summary, v.run_id, charts))
+    description = render_description(version_report(reg, version), outcome, summary, v.run_id, charts)
+    reg.client.update_model_version(reg.name, str(version), description=description)
+    reg.client.set_tag(v.run_id, RUN_DESCRIPTION, description)  # the run page shows it above its metrics
     return text
+
+
+RUN_DESCRIPTION = "mlflow.note.content"
+"""The run tag MLflow's run page renders as the run's description (Markdown)."""
 
 
 def _with_parent(reg, run) -> tuple[dict, dict]:
