@@ -10,7 +10,7 @@ STAMP := $(VENV)/.xlir-installed
 # pip on some machines prints one warning per missing local index folder; keep the log readable.
 QUIET_PIP := grep -v '^WARNING: Location' || true
 
-.PHONY: help setup run stop status cli-run test data model pg-server redis-server clean-venv
+.PHONY: help setup run stop status cli-run test data model pg-server redis-server chromium clean-venv
 
 help:
 	@echo "make run    set up everything and run the main job on the embedded default"
@@ -62,6 +62,13 @@ redis-server:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
 	  else echo "Redis server binary missing: sudo apt-get install redis-server"; exit 1; fi; }
 
+# Headless Chromium (the Debian package chromium), for the browser test of the MLflow pages.
+chromium:
+	@command -v chromium >/dev/null || \
+	{ if [ "$$(id -u)" = 0 ]; then echo ">> installing Chromium (Debian package chromium)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Chromium missing: sudo apt-get install chromium"; exit 1; fi; }
+
 stop:
 	@if [ -x $(BIN)/xlir ]; then $(BIN)/xlir stack down; else echo "no venv: nothing was started"; fi
 
@@ -85,6 +92,7 @@ cli-run: data model
 test: setup
 	@$(MAKE) --no-print-directory pg-server || echo "(the PostgreSQL-mode system test will be skipped)"
 	@$(MAKE) --no-print-directory redis-server || echo "(the Celery-mode system tests will be skipped)"
+	@$(MAKE) --no-print-directory chromium || echo "(the browser test of the MLflow pages will be skipped)"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean-venv:

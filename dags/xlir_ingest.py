@@ -34,8 +34,10 @@ Validates every new file or folder in the landing folder (`XLIR_LANDING_DIR`) ag
 contract (`xlir.validation`), stores valid ones as versioned Parquet (`XLIR_STORE_DIR`) and moves
 invalid ones to quarantine (`XLIR_QUARANTINE_DIR`) with a report and Data Docs.
 
-* **publish** emits the asset `xlir://validated-qa` (extra: `version`, `versions`), which
-  schedules `xlir_train`; it is skipped when nothing new was ingested. `versions` also holds
+* **publish** records each new version in MLflow when a tracking server is configured (run
+  `ingest <version>`: the version as a dataset input, its validation report) and emits the asset
+  `xlir://validated-qa` (extra: `version`, `versions`, `store`, `mlflow_run_ids`, `mlflow_run_urls`),
+  which schedules `xlir_train`; it is skipped when nothing new was ingested. `versions` also holds
   any version an earlier run stored but never announced (a crash, a failed archive move).
 * **check** fails with the validation summary when anything was quarantined or an entry failed
   on its own (each landing entry succeeds or fails alone; the others are ingested either way).
@@ -61,10 +63,13 @@ def xlir_ingest():
     def publish(result: dict) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from xlir.pipeline.tasks import asset_extra
+
         if not result["ingested"]:
             raise AirflowSkipException("no new valid dataset in landing")
-        extra = {"version": result["ingested"][-1], "versions": result["ingested"], "store": result["store"]}
-        get_current_context()["outlet_events"][VALIDATED_QA].extra = extra
+        ctx = get_current_context()
+        extra = asset_extra(result, ctx["run_id"])
+        ctx["outlet_events"][VALIDATED_QA].extra = extra
         return extra
 
     @task(execution_timeout=task_timeout("xlir_ingest", "check"),

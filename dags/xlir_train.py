@@ -45,7 +45,8 @@ def xlir_train():
     @task(execution_timeout=task_timeout("xlir_train", "prepare"),
           doc_md="Resolve and load the training data, open the DAG run's MLflow run (`prepare_training_data`).")
     def prepare() -> dict:
-        from xlir.pipeline.tasks import prepare_training_data, triggering_data_versions
+        from xlir.pipeline.lineage import asset_events_by_version
+        from xlir.pipeline.tasks import prepare_training_data
 
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -54,7 +55,7 @@ def xlir_train():
         run_id, params = current_run()
         events = get_current_context().get("triggering_asset_events")
         try:
-            return prepare_training_data(run_id, params, triggering_data_versions(events))
+            return prepare_training_data(run_id, params, asset_events=asset_events_by_version(events))
         except PolicyError as e:  # a refusal, not a transient failure: no retry
             raise AirflowFailException(str(e)) from e
 

@@ -217,7 +217,7 @@ def crown(conf: dict, metrics: dict) -> int:
     p = PipelineParams(**conf)
     made_up = SimpleNamespace(metrics=metrics, info={"dataset_version": load_dataset(GATING_DATASET).version})
     return ensure_baseline(p.base_model, eval_config(p, GATING_DATASET, p.base_model), name=p.registered_model,
-                           evaluator=lambda cfg: made_up)
+                           evaluator=lambda cfg: made_up, experiment=p.experiment)
 
 
 def xcom(dr, task_id: str):
@@ -229,27 +229,53 @@ def xcom(dr, task_id: str):
         return None if row is None else XComModel.deserialize_value(row)
 
 
-def test_train_dag_end_to_end_promotes_when_the_gates_pass(dagbag, mlflow_uri, small_train_file, pipeline_dirs,
-                                                           monkeypatch):
+@pytest.fixture(scope="module")
+def promoted_run(dagbag, mlflow_uri, small_train_file, tmp_path_factory):
+    """The data's way, run once for the module: a file landed and ingested by xlir_ingest (its asset
+    event recorded in MLflow), then xlir_train on it (the ``data_version`` param) against a made-up
+    champion the smoke gates let it beat. Later tests read what it left in Airflow and MLflow."""
     import time
 
+    from mlqa_slice import write_mlqa_slice
     from xlir.evaluation.encode import encodings
-    from xlir.registry import Registry, promotion
+    from xlir.registry import promotion
 
+    root = tmp_path_factory.mktemp("promoted-run")
     decisions = []
     decide = promotion.decide
-    monkeypatch.setattr(promotion, "decide", lambda *a, **k: decisions.append(a[1]) or decide(*a, **k))
-    conf = run_conf(small_train_file, gate_profile="smoke")
-    old = crown(conf, synthetic(0.0, 1e9))
-    t0 = time.time()
-    dr = dagbag.dags["xlir_train"].test(run_conf=conf)
+    with pytest.MonkeyPatch.context() as mp:
+        for k in ("landing", "store", "quarantine", "pipeline"):
+            (root / k).mkdir()
+            mp.setenv(f"XLIR_{k.upper()}_DIR", str(root / k))
+        mp.setenv("XLIR_PIPELINE_DEFAULTS", json.dumps(
+            {"gate_profile": "smoke", "eval_questions_per_lang": 3, "eval_max_seq_length": 32}))
+        mp.setenv("XLIR_DATA_ROOTS", str(tmp_path_factory.getbasetemp()))
+        mp.setattr(promotion, "decide", lambda *a, **k: decisions.append(a[1]) or decide(*a, **k))
+        write_mlqa_slice(root / "landing" / "new-qa.jsonl", slice(30, 40))
+        before = len(_asset_events())
+        ingest = dagbag.dags["xlir_ingest"].test()
+        assert str(getattr(ingest.state, "value", ingest.state)) == "success", states(ingest)
+        version = xcom(ingest, "ingest")["ingested"][0]
+        conf = run_conf(small_train_file, gate_profile="smoke", data_version=version)
+        old = crown(conf, synthetic(0.0, 1e9))
+        t0 = time.time()
+        dr = dagbag.dags["xlir_train"].test(run_conf=conf)
+        done = encodings(since=t0, pid=os.getpid())
+    return {"dr": dr, "conf": conf, "old": old, "decisions": decisions, "encodings": done, "version": version,
+            "events": _asset_events()[before:], "store": root / "store"}
+
+
+def test_train_dag_end_to_end_promotes_when_the_gates_pass(promoted_run, mlflow_uri):
+    from xlir.registry import Registry
+
+    dr, conf, old = promoted_run["dr"], promoted_run["conf"], promoted_run["old"]
     assert str(getattr(dr.state, "value", dr.state)) == "success", states(dr)
     promoted = xcom(dr, "promote")
     assert promoted["promoted"] is True and promoted["status"] == "passed"
-    assert decisions == [promoted["version"]], "decided once, by the gate task; promote acted on that decision"
+    assert promoted_run["decisions"] == [promoted["version"]], "decided once, by the gate task; promote acted on it"
     # the candidate's queries and pool, encoded in this process (dag.test runs tasks in it); the champion's
     # metrics are reused. Other processes on the machine write the same ledger.
-    done = encodings(since=t0, pid=os.getpid())
+    done = promoted_run["encodings"]
     assert len(done) == 2 and len({e["key"] for e in done}) == 2, done
     reg = Registry(mlflow_uri, conf["registered_model"], experiment=conf["experiment"])
     assert reg.champion().version == promoted["version"] != old
@@ -445,3 +471,122 @@ def test_a_data_version_that_is_a_path_is_refused_at_trigger_time(dagbag):
         with pytest.raises((ParamValidationError, ValueError)):
             params["data_version"] = bad
             params.validate()
+
+
+# ------------------------------------------------------------------ MLflow: logged models, comparison, lineage (issue 16)
+
+
+def _client(uri):
+    from mlflow import MlflowClient
+
+    return MlflowClient(uri)
+
+
+def test_the_registered_version_is_a_logged_model_carrying_the_headline_metrics(promoted_run, mlflow_uri):
+    dr, conf = promoted_run["dr"], promoted_run["conf"]
+    client, version = _client(mlflow_uri), xcom(dr, "promote")["version"]
+    trained = xcom(dr, "train")
+    mv = client.get_model_version(conf["registered_model"], str(version))
+    assert mv.source.startswith("models:/m-")  # the version points at the logged model (REST has no model_id)
+    model = client.get_logged_model(mv.source.removeprefix("models:/"))
+    assert model.source_run_id == trained["mlflow_run_id"] and model.name == "hybrid-a0_5"  # the variant's name
+    linked = {m.key: m for m in model.metrics}
+    assert set(linked) == {"xquad_r.map.mo", "xquad_r.map.cr", "xquad_r.map.mul", "xquad_r.rank_distance"}
+    run = client.get_run(trained["mlflow_run_id"])
+    evaluated = [d.dataset for d in run.inputs.dataset_inputs if d.dataset.name == "xquad-r"]
+    assert len(evaluated) == 1
+    assert {(m.dataset_name, m.dataset_digest) for m in linked.values()} == {("xquad-r", evaluated[0].digest)}
+    assert all(m.value == run.data.metrics[k] for k, m in linked.items())
+    exp = client.get_experiment_by_name(conf["experiment"]).experiment_id
+    models = client.search_logged_models([exp])  # the Models tab: the candidate and the baseline side by side
+    assert sorted(m.name for m in models) == ["baseline", "hybrid-a0_5"]
+    assert all({m.key for m in lm.metrics} >= {"xquad_r.map.mul", "xquad_r.rank_distance"} for lm in models)
+
+
+def test_the_version_shows_the_decision_headline_table_and_comparison_charts(promoted_run, mlflow_uri):
+    dr, conf = promoted_run["dr"], promoted_run["conf"]
+    client, version = _client(mlflow_uri), xcom(dr, "promote")["version"]
+    run_id = xcom(dr, "train")["mlflow_run_id"]
+    files = {f.path for f in client.list_artifacts(run_id, "comparison")}
+    # the made-up champion has no per-pair metrics, so no matrix delta here (tests/test_registry_report.py draws it)
+    assert files == {"comparison/mul_map_by_language.png", "comparison/headline_deltas.png"}
+    text = client.get_model_version(conf["registered_model"], str(version)).description
+    assert text.startswith("promoted to champion")
+    assert f"| dataset | metric | v{version} | v{promoted_run['old']} (baseline) | change |" in text
+    assert "| xquad_r | mAP Mul. |" in text and "| xquad_r | rank distance |" in text and "R@1" not in text
+    assert f"](get-artifact?path=comparison%2Fmul_map_by_language.png&run_uuid={run_id})" in text  # an image
+
+
+def test_the_pipeline_run_has_the_ingested_version_as_a_dataset_input_and_its_lineage(promoted_run, mlflow_uri):
+    import mlflow.artifacts
+
+    dr, version, client = promoted_run["dr"], promoted_run["version"], _client(mlflow_uri)
+    run = client.get_run(xcom(dr, "prepare")["mlflow_run_id"])
+    child = client.get_run(xcom(dr, "train")["mlflow_run_id"])
+    for r in (run, child):  # the Datasets column of the pipeline run and of the registered version's run
+        ingested = [d for d in r.inputs.dataset_inputs if d.dataset.digest == version]
+        assert len(ingested) == 1, [(d.dataset.name, d.dataset.digest) for d in r.inputs.dataset_inputs]
+        assert json.loads(ingested[0].dataset.source)["uri"] == str(promoted_run["store"] / version)
+        assert json.loads(ingested[0].dataset.profile)["passed"] is True
+        assert {t.key: t.value for t in ingested[0].tags}["mlflow.data.context"] == "training"
+    # the asset event points at the ingest's MLflow run, which has the same data version and points back
+    event = next(e for e in promoted_run["events"] if e["version"] == version)
+    ingest_run = client.get_run(event["mlflow_run_ids"][version])
+    assert [d.dataset.digest for d in ingest_run.inputs.dataset_inputs] == [version]
+    assert ingest_run.data.tags[f"xlir.trained_in.{run.info.run_id}"] == dr.run_id
+    record = json.loads(run.data.tags[f"data.ingest.{version}"])
+    assert record["files"] == ["new-qa.jsonl"] and record["mlflow_run_id"] == ingest_run.info.run_id
+    assert {f.path for f in client.list_artifacts(run.info.run_id, f"validation/{version}")} == {
+        f"validation/{version}/validation.json", f"validation/{version}/manifest.json"}
+    card = mlflow.artifacts.load_text(f"runs:/{child.info.run_id}/model_card.md")
+    assert f"ingested data version `{version}`: landed file(s) `new-qa.jsonl`" in card
+    assert "validation passed" in card and f"validation/{version}/validation.json" in card
+    assert "not recorded" not in card
+
+
+def test_mlflow_pages_show_the_headline_metrics_and_the_comparison_chart_in_a_browser(promoted_run, mlflow_uri):
+    """The MLflow UI as a user opens it after a run (headless Chromium, the Debian package): the candidate's
+    run page, the compare page of candidate and baseline, and the version page. The data come from the
+    REST API; the DOM shows they are on the page; screenshots go to test-output/mlflow-ui (git-ignored)."""
+    import html
+    import urllib.request
+
+    from mlflow_browser import OUTPUT, chromium, dump_dom, screenshot
+
+    if chromium() is None:
+        pytest.skip("headless Chromium is not installed: `apt-get install chromium` (make test does it as root)")
+    dr, conf, client = promoted_run["dr"], promoted_run["conf"], _client(mlflow_uri)
+    version, run_id = xcom(dr, "promote")["version"], xcom(dr, "train")["mlflow_run_id"]
+    exp = client.get_experiment_by_name(conf["experiment"]).experiment_id
+    base_run = client.get_model_version(conf["registered_model"], str(promoted_run["old"])).run_id
+    metrics = client.get_run(run_id).data.metrics
+    ml = "workflowType=machine_learning"  # the UI's "Model training" view (its default is GenAI's)
+    pages = {
+        "run": f"{mlflow_uri}/#/experiments/{exp}/runs/{run_id}?{ml}",
+        "models": f"{mlflow_uri}/#/experiments/{exp}/models?{ml}",
+        "compare": f"{mlflow_uri}/#/compare-runs?runs={json.dumps([run_id, base_run])}&experiments={json.dumps([exp])}",
+        "version": f"{mlflow_uri}/#/models/{conf['registered_model']}/versions/{version}",
+    }
+    out = OUTPUT / "mlflow-ui"
+    doms = {}
+    out.mkdir(parents=True, exist_ok=True)
+    for name, url in pages.items():
+        wide = "4000,1200" if name == "models" else "2400,1400"  # the Models grid renders the columns that fit
+        doms[name] = dump_dom(url, size=wide)
+        (out / f"{name}.html").write_text(doms[name])
+        screenshot(url, out / f"{name}.png", size="3200,900" if name == "models" else "1600,1400")
+    headline = ("xquad_r.map.mul", "xquad_r.map.mo", "xquad_r.map.cr", "xquad_r.rank_distance")
+    for name in ("run", "models"):
+        assert all(key in doms[name] for key in headline), (name, [k for k in headline if k not in doms[name]])
+    assert f"{metrics['xquad_r.map.mul']:.4f}"[:5] in doms["run"]
+    assert "hybrid-a0_5" in doms["models"] and "baseline" in doms["models"]  # side by side, headline columns
+    # the compare page: both runs, and MLflow's own choice of a first chart metric (it sorts names)
+    assert "hybrid-a0.5" in doms["compare"] and "baseline" in doms["compare"] and "xquad_r.map." in doms["compare"]
+    page = html.unescape(doms["version"])
+    assert "promoted to champion" in page and "mAP Mul." in page and "rank distance" in page
+    chart = f"get-artifact?path=comparison%2Fmul_map_by_language.png&run_uuid={run_id}"
+    assert f'src="{chart}"' in page  # the description's Markdown rendered as an image
+    assert "promoted to champion" in html.unescape(doms["run"]) and f'src="{chart}"' in html.unescape(doms["run"])
+    with urllib.request.urlopen(f"{mlflow_uri}/{chart}", timeout=30) as r:  # and the image is served
+        assert r.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert all((out / f"{n}.png").stat().st_size > 10_000 for n in pages)

@@ -92,6 +92,14 @@ def test_triggering_data_versions_reads_every_event_oldest_first_once():
                         Event(timestamp="2026-01-03", extra={})]}
     assert triggering_data_versions(events) == ["a", "b"]
     assert triggering_data_versions(None) == [] == triggering_data_versions({})
+    from xlir.pipeline.lineage import asset_events_by_version
+
+    events["asset"][0] = Event(timestamp="2026-01-02", source_dag_id="xlir_ingest", source_run_id="scheduled__1",
+                               extra={"versions": ["a", "b"], "mlflow_run_ids": {"b": "run-b"}})
+    by_version = asset_events_by_version(events)  # what the training run records of the event behind each version
+    assert by_version["b"] == {"source_dag_id": "xlir_ingest", "source_run_id": "scheduled__1",
+                               "timestamp": "2026-01-02", "mlflow_run_id": "run-b"}
+    assert by_version["a"]["timestamp"] == "2026-01-01" and by_version["a"]["mlflow_run_id"] is None
 
 
 def test_default_params_evaluate_on_xquad_r_and_dream():

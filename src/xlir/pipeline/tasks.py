@@ -88,6 +88,23 @@ def ingest_landing(landing: str | None = None, store: str | None = None, quarant
     }
 
 
+def asset_extra(result: dict, dag_run_id: str | None = None) -> dict:
+    """The extra of the asset event that announces ``result``'s new versions (``ingest_landing``'s return):
+    the versions, the store, and each version's ingest MLflow run (``record_ingest``: id and UI link;
+    none when no tracking server is configured), so the event points at MLflow."""
+    from xlir.pipeline.lineage import record_ingest
+    from xlir.pipeline.links import run_url
+
+    versions = list(result["ingested"])
+    runs = record_ingest({v: Path(ingested_questions_path(v, result.get("store"))).parent for v in versions},
+                         dag_run_id=dag_run_id)
+    extra = {"version": versions[-1], "versions": versions, "store": result["store"]}
+    if runs:
+        extra["mlflow_run_ids"] = runs
+        extra["mlflow_run_urls"] = {v: url for v, r in runs.items() if (url := run_url({"mlflow_run_id": r}))}
+    return extra
+
+
 def check_ingest(result: dict) -> dict:
     """Raise ``IngestFailed`` with the summary when anything was quarantined or left in landing by an error."""
     if result.get("quarantined") or result.get("errors"):
@@ -188,32 +205,33 @@ def _params(params: dict | PipelineParams, model=PipelineParams) -> PipelinePara
 def triggering_data_versions(events) -> list[str]:
     """The ingested data versions named by the asset events that triggered a run (Airflow's
     ``triggering_asset_events``: asset -> events with ``extra``), oldest first, each once."""
-    out: list[str] = []
-    for evs in (events or {}).values():
-        for e in sorted(evs, key=lambda e: str(getattr(e, "timestamp", "") or "")):
-            extra = getattr(e, "extra", None) or {}
-            for v in extra.get("versions") or [extra.get("version")]:
-                if v and v not in out:
-                    out.append(str(v))
-    return out
+    from xlir.pipeline.lineage import asset_events_by_version
+
+    return list(asset_events_by_version(events))
 
 
-def prepare_training_data(run_id: str, params: dict | PipelineParams, data_versions: list[str] | None = None) -> dict:
+def prepare_training_data(run_id: str, params: dict | PipelineParams, data_versions: list[str] | None = None,
+                          asset_events: dict[str, dict] | None = None) -> dict:
     """Resolve the training sources (named datasets, files, the ingested versions: those of the
     triggering asset events, else the ``data_version`` param), check they load, and open the DAG
-    run's MLflow run with the run's params. Returns the source specs and versions.
+    run's MLflow run with the run's params and the training data as dataset inputs with its lineage
+    (``xlir.pipeline.lineage.log_training_data``; ``asset_events``: ``asset_events_by_version`` of the
+    triggering events, whose versions are the ingested ones). Returns the source specs and versions.
 
     First, before anything is loaded or logged, what only the deployment decides is checked (a
     ``PolicyError`` refuses the run): a promoting run's gates and gating evaluation
     (``check_promotion_policy``), the ingested versions (store versions that passed the data
     contract), and every other source (``check_training_sources``: named datasets, or files under
     ``$XLIR_DATA_ROOTS`` that pass the data contract here)."""
+    from xlir.pipeline.lineage import log_training_data
     from xlir.registry import track_pipeline_run
     from xlir.training.data import load_source
 
     p = _params(params)
     policy = deployment_policy()
     check_promotion_policy(p, policy)
+    if asset_events:
+        data_versions = list(asset_events)
     versions_asked = list(data_versions or ([p.data_version] if p.data_version else []))
     paths = {v: ingested_questions_path(v) for v in versions_asked}  # each checked: format, store, validation
     checked = check_training_sources(list(p.train_datasets), p, policy)
@@ -232,6 +250,8 @@ def prepare_training_data(run_id: str, params: dict | PipelineParams, data_versi
         if p.gate_overrides:
             run.log_params({"pipeline.gate_overrides": json.dumps(p.gate_overrides, sort_keys=True)})
         run.log_params({f"data.version.{k}": v for k, v in versions.items()})
+        log_training_data(run, versions, {v: Path(paths[v]).parent for v in versions_asked},
+                          {s["version"]: s["already_in"] for s in skipped}, asset_events)
         mlflow_run_id = run.run_id
     return {"train_datasets": specs, "data_versions": versions, "mlflow_run_id": mlflow_run_id,
             "skipped_data_versions": skipped, "checked_sources": checked}
@@ -278,6 +298,7 @@ def train_model(run_id: str, params: dict | PipelineParams, train_datasets: list
     with track_pipeline_run(run_id, experiment=p.experiment, finish=False) as run:
         with run.child(name, finish=False) as child:
             child.log_training(result)
+            child.copy_datasets(run)  # the registered version's run shows its training data too
             child_id = child.run_id
         parent_id = run.run_id
     return {"variant": name, "strategy": strategy, "alpha": alpha, "model_dir": result.model_dir,
@@ -336,7 +357,7 @@ def log_and_register(run_id: str, params: dict | PipelineParams, trained: dict, 
     cfg = eval_config(p, GATING_DATASET, trained["model_dir"])
     others = tuple(eval_config(p, d, p.base_model) for d in p.eval_datasets if d != GATING_DATASET)
     champion = ensure_baseline(p.base_model, eval_config(p, GATING_DATASET, p.base_model), name=p.registered_model,
-                               also_evaluate=others)
+                               also_evaluate=others, experiment=p.experiment)
     version = register_model(trained["model_dir"], trained["mlflow_run_id"], run_id, metrics, cfg,
                              name=p.registered_model, dataset_version=info.get("dataset_version"))
     return {"version": version, "model_uri": f"models:/{p.registered_model}/{version}",
@@ -486,7 +507,7 @@ def compare_strategies(run_id: str, params: dict | CompareParams, evaluations: l
 
 
 __all__ = [
-    "IngestFailed", "UNTUNED", "check_ingest", "check_training_sources", "compare_strategies", "compare_variants",
+    "IngestFailed", "UNTUNED", "asset_extra", "check_ingest", "check_training_sources", "compare_strategies", "compare_variants",
     "eval_config", "evaluate_model", "evaluate_reference", "ingested_questions_path",
     "finish_run", "gate", "ingest_landing", "log_and_register", "pipeline_root", "prepare_training_data",
     "promote", "run_dir", "train_model", "triggering_data_versions",
