@@ -277,57 +277,52 @@ def test_system_training_worker_killed_past_a_checkpoint_resumes_to_the_same_wei
 
 @needs_postgres
 @needs_redis
-def test_system_a_task_queued_while_redis_restarts_is_still_delivered(celery):
-    """With the training worker stopped, the run's train task waits in Redis; Redis is stopped (SIGTERM:
-    it writes its append-only file) and started again; the message is still there, a training worker
-    started afterwards takes it, the run completes on its first try of every task."""
+def test_system_two_runs_survive_a_broker_restart_route_by_queue_and_promote_one_at_a_time(celery):
+    """Two REST-triggered runs of the same registered model at once.
+
+    Broker restart: with the training worker stopped, both runs' train tasks wait in Redis; Redis is
+    stopped (SIGTERM: it writes its append-only file) and started again; the messages are still there,
+    the training worker started afterwards takes them, and both runs complete with every task on its
+    first try. Queues: the task-instance rows say train and evaluate ran on the training worker (queue
+    and host name), every other task on the default workers, both of them. Promotions: the one-slot
+    pool is closed (0 slots) until both runs wait at promote, then opened; the two promotions run one
+    after the other, and both decisions are recorded on their versions."""
+    from xlir.pipeline.params import PROMOTION_POOL
+    from xlir.registry import Registry
+
     c, stack = celery, celery.stack
     stack.stop_service(TRAIN_WORKER)
-    run_id = _trigger(c)
-    queued = lambda: stack.redis.client().llen("training")  # noqa: E731 (Celery's queue: a Redis list)
-    _wait("train queued in Redis", lambda: _tis(c, run_id)["train"]["state"] == "queued" and queued() >= 1, timeout=300)
-    before = stack.pid("redis")
-    assert stack.stop_service("redis") and stack.pid("redis") is None
-    time.sleep(3)  # the scheduler and the default workers lose the broker meanwhile
-    assert stack.start("redis") != before
-    assert queued() >= 1, "the queued task was lost with the broker's restart"
-    stack.start(TRAIN_WORKER)
-    _follow(c, run_id)
-    tis = _tis(c, run_id)
-    assert all(t["try_number"] == 1 for t in tis.values()), {n: t["try_number"] for n, t in tis.items()}
-    check_routing(tis)
-
-
-@needs_postgres
-@needs_redis
-def test_system_two_runs_at_once_route_by_queue_and_promote_one_at_a_time(celery):
-    """Two REST-triggered runs of the same registered model at once complete. The task-instance rows say
-    train and evaluate ran on the training worker (queue and host name), every other task on the default
-    workers, both of them. The one-slot promotion pool is closed (0 slots) until both runs wait at
-    promote, then opened: the two promotions run one after the other, and both decisions are recorded
-    on their versions. No password reached a command line while tasks ran."""
-    from xlir.registry import Registry
-    from xlir.pipeline.params import PROMOTION_POOL
-
-    c = celery
     c.api.set_pool_slots(PROMOTION_POOL, 0)
     try:
         runs = [_trigger(c), _trigger(c)]
+        queued = lambda: stack.redis.client().llen("training")  # noqa: E731 (Celery's queue: a Redis list)
+        _wait("both train tasks queued in Redis",
+              lambda: all(_tis(c, r)["train"]["state"] == "queued" for r in runs) and queued() >= 2, timeout=300)
+        before = stack.pid("redis")
+        assert stack.stop_service("redis") and stack.pid("redis") is None
+        time.sleep(3)  # the scheduler and the default workers lose the broker meanwhile
+        assert stack.start("redis") != before
+        assert queued() >= 2, "a queued task was lost with the broker's restart"
+        stack.start(TRAIN_WORKER)
         _wait("both runs waiting for the promotion pool",
               lambda: all(_tis(c, r)["promote"]["state"] == "scheduled" for r in runs), timeout=600, poll=3)
     finally:
         c.api.set_pool_slots(PROMOTION_POOL, 1)
+        stack.start(TRAIN_WORKER)
     for r in runs:
         _follow(c, r)
-    promotes = sorted((_tis(c, r)["promote"] for r in runs), key=lambda t: t["start_date"])
+    tis = [_tis(c, r) for r in runs]
+    assert all(t["try_number"] == 1 for run in tis for t in run.values()), [
+        {n: t["try_number"] for n, t in run.items()} for run in tis]
+    defaults = set().union(*(check_routing(run) for run in tis))
+    assert defaults == {f"worker-default-{i}@{socket.gethostname()}" for i in (1, 2)}, defaults
+    promotes = sorted((run["promote"] for run in tis), key=lambda t: t["start_date"])
     first_end, second_start = (datetime.fromisoformat(t.replace("Z", "+00:00"))
                                for t in (promotes[0]["end_date"], promotes[1]["start_date"]))
     assert first_end <= second_start, "two promotions overlapped"
-    defaults = set().union(*(check_routing(_tis(c, r)) for r in runs))
-    assert defaults == {f"worker-default-{i}@{socket.gethostname()}" for i in (1, 2)}, defaults
-    reg = Registry(c.stack.mlflow_uri, c.conf["registered_model"])
+    reg = Registry(stack.mlflow_uri, c.conf["registered_model"])
     decided = [(v.tags.get("pipeline_run_id"), v.tags.get("gate.status")) for v in reg.versions()
                if v.tags.get("pipeline_run_id") in runs]
     assert sorted(r for r, _ in decided) == sorted(runs), decided  # one version each
     assert all(status in ("passed", "rejected") for _, status in decided), decided
-    check_no_secret_on_a_command_line(c.stack)
+    check_no_secret_on_a_command_line(stack)  # also once tasks have run
