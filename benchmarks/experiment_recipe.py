@@ -57,6 +57,11 @@ ARMS = {  # name -> overrides of BASE
     # a checkpoint and a validation every 50 steps, stopped when two validations in a row do not improve
     "long-align1-300steps": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=300, align_weight=1.0,
                                  checkpoint_every=50, early_stopping_patience=2),
+    # the same cut to 200 steps: started as the 300-step arm and resumed from its step-100 checkpoint with
+    # steps=200 (session time). The learning rate is constant and the sampler does not depend on the step
+    # count, so its first 200 steps are those of the 300-step run: the same run, stopped earlier.
+    "long-align1-200steps": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=200, align_weight=1.0,
+                                 checkpoint_every=50, early_stopping_patience=2),
     # probes: hi and vi left out of training, validated as unseen languages, every merge weight scored
     **{f"probe-hivi{tag}": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=20, merge_early_stop=False,
                                 merge_grid=[0.5, 0.6, 0.7, 0.85, 1.0], holdout_languages=["hi", "vi"], **extra)
