@@ -197,7 +197,8 @@ def test_deployment(request, monkeypatch, tmp_path_factory):
 def run_conf(train_file: str, **kw) -> dict:
     return {"base_model": "tiny", "train_datasets": [train_file], "strategy": "hybrid", "alpha": 0.5, "steps": 2,
             "batch_size": 4, "max_seq_length": 32, "eval_max_seq_length": 32, "checkpoint_every": 1, "validation_fraction": 0.0, "eval_datasets": ["xquad-r"],
-            "eval_questions_per_lang": 3, "registered_model": unique("enc"), "experiment": unique("exp"), **kw}
+            "eval_questions_per_lang": 3, "registered_model": unique("enc"), "experiment": unique("exp"),
+            "data_version": None, **kw}  # every key set: dag.test leaves a conf's values in the DAG's Param objects
 
 
 def states(dr) -> dict[str, str]:
