@@ -154,6 +154,9 @@ def test_system_stack_runs_the_pipeline_through_the_rest_api_and_stops_cleanly(t
     landed = write_mlqa_slice(tmp_path / "new-qa.jsonl", slice(30, 60))
     monkeypatch.setenv("XLIR_PIPELINE_DEFAULTS", json.dumps({**TINY_DEFAULTS, "train_datasets": [train],
                                                              "registered_model": "system-enc"}))
+    monkeypatch.setenv("XLIR_CACHE_DIR", str(tmp_path / "cache"))  # its own compute slot: not one other work holds
+    monkeypatch.setenv("XLIR_INGEST_QUIET_SECONDS", "0")  # the file is written whole before it lands (run alone,
+    # this test would otherwise depend on how soon the triggered ingest starts: within 30 s it ingests nothing)
     stack = LocalStack(tmp_path / "stack", mlflow_port=free_port(), api_port=free_port())
     lines = []
     pids = []

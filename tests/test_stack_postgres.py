@@ -162,6 +162,7 @@ def test_system_stack_on_postgres_runs_a_dag_and_stops_cleanly(tmp_path, state_d
     train = write_mlqa_slice(tmp_path / "train.jsonl", slice(0, 30))
     conf = {**TINY_DEFAULTS, "train_datasets": [train], "eval_datasets": ["xquad-r"], "registered_model": "pg-enc"}
     monkeypatch.setenv("XLIR_PIPELINE_DEFAULTS", json.dumps(conf))  # the deployment's gating (a conf may not loosen it)
+    monkeypatch.setenv("XLIR_CACHE_DIR", str(tmp_path / "cache"))  # its own compute slot: not one other work holds
     stack = LocalStack(state_dir / "stack", db="postgres", mlflow_port=free_port(), api_port=free_port(),
                        postgres_port=free_port())
     lines, pids = [], []
