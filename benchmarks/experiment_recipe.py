@@ -135,10 +135,12 @@ def significance(records: dict, comparisons: list) -> dict:
     out = {}
     for a, b, test in comparisons:
         frames = []
-        for arm in (a, b):
+        # TEST_A/TEST_B pairs the queries both tests asked (the pool is the same, so a query's scores are too)
+        for arm, arm_test in zip((a, b), test.split("/") if "/" in test else (test, test)):
             name, _, which = arm.partition(":")
-            frames.append(pd.read_csv(records[name]["test" if not which else f"test_{which}"][test]["per_query"]))
-        out[f"{a} vs {b} ({test})"] = {s: compare(*frames, s).as_dict() for s in ("mo", "cr", "mul", "rank_distance")}
+            frames.append(pd.read_csv(records[name]["test" if not which else f"test_{which}"][arm_test]["per_query"]))
+        settings = ("mul",) if test.startswith("dream") else ("mo", "cr", "mul", "rank_distance")  # DREAM: one pool
+        out[f"{a} vs {b} ({test})"] = {s: compare(*frames, s).as_dict() for s in settings}
     path = RESULTS / "recipe_significance.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     path.write_text(json.dumps({**old, **out}, indent=1) + "\n")
@@ -179,14 +181,17 @@ def curve_table(records: dict[str, dict]) -> str:
 
 def test_table(records: dict[str, dict], test: str) -> str:
     """Test numbers of every arm that has them (reported after the choice, never used for it)."""
-    lines = [f"| arm | model | {test} Mo. | Cr. | Mul. | rank distance |", "|---|---|---|---|---|---|"]
+    pool_only = test.startswith("dream")  # one language: a question's pool is its own, mAP is the one number
+    lines = ([f"| arm | model | {test} mAP |", "|---|---|---|"] if pool_only else
+             [f"| arm | model | {test} Mo. | Cr. | Mul. | rank distance |", "|---|---|---|---|---|---|"])
     for name, r in records.items():
         for key, label in (("test", "returned"), ("test_unmerged", "before the merge")):
             t = r.get(key, {}).get(test)
             if t:
                 lam = f" (lambda {r['merge_lambda']:g})" if key == "test" and r.get("merge_lambda") is not None else ""
-                lines.append(f"| {name} | {label}{lam} | {t['map.mo']:.3f} | {t['map.cr']:.3f} | {t['map.mul']:.3f} | "
-                             f"{t['rank_distance']:.0f} |")
+                cells = ([t["map"]] if pool_only else [t["map.mo"], t["map.cr"], t["map.mul"]])
+                lines.append(f"| {name} | {label}{lam} | " + " | ".join(f"{c:.3f}" for c in cells)
+                             + ("" if pool_only else f" | {t['rank_distance']:.0f}") + " |")
     return "\n".join(lines)
 
 
@@ -230,7 +235,8 @@ def main():
     ap.add_argument("--test", action="append", default=[], help="after training: evaluate on DATASET[:Q_PER_LANG]")
     ap.add_argument("--table", action="store_true", help="print the table of recorded arms")
     ap.add_argument("--compare", nargs=3, action="append", default=[], metavar=("A", "B", "TEST"),
-                    help="paired tests of arm A against arm B on a recorded test (arm:unmerged for the unmerged model)")
+                    help="paired tests of arm A against arm B on a recorded test (arm:unmerged for the unmerged model; "
+                         "TEST_A/TEST_B: A's test against B's on the questions both asked)")
     args = ap.parse_args()
     RESULTS.mkdir(exist_ok=True)
     arms = [(a, ARMS.get(a)) for a in args.arms] + [(n, json.loads(j)) for n, j in args.arm]
