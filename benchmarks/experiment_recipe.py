@@ -126,6 +126,11 @@ def recorded() -> dict[str, dict]:
     return out
 
 
+def single_pool(test_metrics: dict) -> bool:
+    """A DREAM-like test: one pool, no language pairs, ``map`` its one number (as in xlir.registry.report)."""
+    return "map" in test_metrics
+
+
 def significance(records: dict, comparisons: list) -> dict:
     """Paired randomisation tests on per-query scores (xlir.evaluation.significance), written to a file."""
     import pandas as pd
@@ -134,12 +139,13 @@ def significance(records: dict, comparisons: list) -> dict:
 
     out = {}
     for a, b, test in comparisons:
-        frames = []
+        recorded_tests = []
         # TEST_A/TEST_B pairs the queries both tests asked (the pool is the same, so a query's scores are too)
         for arm, arm_test in zip((a, b), test.split("/") if "/" in test else (test, test)):
             name, _, which = arm.partition(":")
-            frames.append(pd.read_csv(records[name]["test" if not which else f"test_{which}"][arm_test]["per_query"]))
-        settings = ("mul",) if test.startswith("dream") else ("mo", "cr", "mul", "rank_distance")  # DREAM: one pool
+            recorded_tests.append(records[name]["test" if not which else f"test_{which}"][arm_test])
+        frames = [pd.read_csv(t["per_query"]) for t in recorded_tests]
+        settings = ("mul",) if single_pool(recorded_tests[0]) else ("mo", "cr", "mul", "rank_distance")
         out[f"{a} vs {b} ({test})"] = {s: compare(*frames, s).as_dict() for s in settings}
     path = RESULTS / "recipe_significance.json"
     old = json.loads(path.read_text()) if path.exists() else {}
@@ -181,7 +187,7 @@ def curve_table(records: dict[str, dict]) -> str:
 
 def test_table(records: dict[str, dict], test: str) -> str:
     """Test numbers of every arm that has them (reported after the choice, never used for it)."""
-    pool_only = test.startswith("dream")  # one language: a question's pool is its own, mAP is the one number
+    pool_only = any(single_pool(r.get(k, {}).get(test, {})) for r in records.values() for k in ("test", "test_unmerged"))
     lines = ([f"| arm | model | {test} mAP |", "|---|---|---|"] if pool_only else
              [f"| arm | model | {test} Mo. | Cr. | Mul. | rank distance |", "|---|---|---|---|---|---|"])
     for name, r in records.items():
