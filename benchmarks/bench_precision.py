@@ -1,19 +1,20 @@
-"""The int8 fast path against fp32: encoding speed and what it does to the metrics.
+"""A fast path (int8 or bf16) against fp32: encoding speed and what it does to the metrics.
 
 1. Speed: the same XQuAD-R candidate sentences (a seeded sample, default 2,000) encoded by the
-   bundled encoder in fp32 and in int8 (``xlir.models.runtime.quantize_int8``), alternated in one
-   process, ``--repeats`` rounds each, at the pipeline's max length; the ratio of the medians, and
-   the cosine of each int8 embedding to its fp32 one.
-2. Metrics: ``xlir evaluate`` in fp32 and int8 on the full XQuAD-R candidate pool (every sentence of
-   every language) for the untuned encoder and one fine-tuned encoder: Mo./Cr./Mul. mAP and rank
-   distance, the int8 - fp32 deltas, and a paired test per setting over the same queries
-   (``xlir.evaluation.significance``). fp32 embeddings come from the cache where an earlier run
-   computed them; each int8 evaluation is computed here (timed).
+   bundled encoder in fp32 and at the fast precision (``xlir.models.runtime``: int8 quantisation, or
+   bf16 autocast), alternated in one process, ``--repeats`` rounds each, at the pipeline's max
+   length; the ratio of the medians, and the cosine of each fast embedding to its fp32 one.
+2. Metrics: ``xlir evaluate`` in fp32 and at the fast precision on the full XQuAD-R candidate pool
+   (every sentence of every language) for the untuned encoder and one fine-tuned encoder:
+   Mo./Cr./Mul. mAP and rank distance, the fast - fp32 deltas, and a paired test per setting over
+   the same queries (``xlir.evaluation.significance``). fp32 embeddings come from the cache where an
+   earlier run computed them; each fast evaluation is computed here (timed).
 
-Writes benchmarks/results/precision.json and precision.md.
+Writes benchmarks/results/precision.json and precision.md (int8), precision_bf16.{json,md} (bf16).
 
     python benchmarks/bench_precision.py --finetuned PATH [--questions-per-lang 50] [--sentences 2000]
     python benchmarks/bench_precision.py --finetuned PATH --keep-fp32 '' --name precision_all   # every layer int8
+    python benchmarks/bench_precision.py --finetuned PATH --precision bf16                     # CPUs with AMX / AVX-512 BF16
 """
 
 from __future__ import annotations
@@ -34,30 +35,31 @@ from xlir.data import load_dataset
 from xlir.evaluation import evaluate
 from xlir.evaluation.significance import compare
 from xlir.models import load_encoder
-from xlir.models.runtime import available_cores, configure_threads, quantize_int8
+from xlir.models.runtime import available_cores, configure_threads, native_bf16, quantize_int8
 
 RESULTS = Path(__file__).with_name("results")
 SETTINGS = ("mo", "cr", "mul", "rank_distance")
 
 
-def bench_speed(n: int, max_seq_length: int, repeats: int, batch_size: int = 64) -> dict:
+def bench_speed(n: int, max_seq_length: int, repeats: int, fast: str, batch_size: int = 64) -> dict:
     texts = load_dataset("xquad-r").candidates["sentence"].sample(n=n, random_state=0).tolist()
     fp32 = load_encoder(DEFAULT_BASE_MODEL, max_seq_length=max_seq_length)
-    int8 = quantize_int8(fp32)
+    quick = quantize_int8(fp32) if fast == "int8" else load_encoder(DEFAULT_BASE_MODEL, max_seq_length=max_seq_length,
+                                                                    precision=fast)
     kw = dict(prompt_name="document", batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    times: dict[str, list[float]] = {"fp32": [], "int8": []}
+    times: dict[str, list[float]] = {"fp32": [], fast: []}
     emb = {}
     for _ in range(repeats):
-        for name, model in (("fp32", fp32), ("int8", int8)):
+        for name, model in (("fp32", fp32), (fast, quick)):
             t0 = time.perf_counter()
             emb[name] = model.encode(texts, **kw)
             times[name].append(time.perf_counter() - t0)
-    cos = (emb["fp32"] * emb["int8"]).sum(1)
+    cos = (emb["fp32"] * emb[fast]).sum(1)
     med = {k: statistics.median(v) for k, v in times.items()}
     return {
         "sentences": n, "max_seq_length": max_seq_length, "batch_size": batch_size, "repeats": repeats,
         "seconds": times, "median_seconds": med, "sentences_per_s": {k: n / v for k, v in med.items()},
-        "speedup_int8_over_fp32": med["fp32"] / med["int8"],
+        f"speedup_{fast}_over_fp32": med["fp32"] / med[fast],
         "cosine_to_fp32": {"mean": float(cos.mean()), "min": float(cos.min()), "p01": float(np.quantile(cos, 0.01))},
     }
 
@@ -66,17 +68,17 @@ def per_query(result) -> pd.DataFrame:
     return pd.read_csv(result.files["per_query"])
 
 
-def bench_metrics(models: dict[str, str], per_lang: int | None, max_seq_length: int) -> list[dict]:
+def bench_metrics(models: dict[str, str], per_lang: int | None, max_seq_length: int, fast: str) -> list[dict]:
     rows = []
     for label, spec in models.items():
         got = {}
-        for precision in ("fp32", "int8"):
+        for precision in ("fp32", fast):
             cfg = EvalConfig(model=spec, dataset="xquad-r", max_questions_per_lang=per_lang, max_seq_length=max_seq_length,
                              precision=precision)
             t0 = time.perf_counter()
             got[precision] = evaluate(cfg, progress=False)
             got[precision].info["wall_seconds"] = time.perf_counter() - t0
-        f, i = got["fp32"], got["int8"]
+        f, i = got["fp32"], got[fast]
         row = {"model": label, "spec": spec, "questions": f.info["questions"], "candidates": f.info["candidates"],
                "encode_seconds": {p: got[p].info["encode_seconds"] for p in got},
                "encode_cached": {p: got[p].info["embeddings_cached"] for p in got}}
@@ -84,23 +86,24 @@ def bench_metrics(models: dict[str, str], per_lang: int | None, max_seq_length: 
         for s in SETTINGS:
             name = "xquad_r.rank_distance" if s == "rank_distance" else f"xquad_r.map.{s}"
             test = compare(pq_i, pq_f, s)
-            row[s] = {"fp32": f.metrics[name], "int8": i.metrics[name], "delta": i.metrics[name] - f.metrics[name],
+            row[s] = {"fp32": f.metrics[name], fast: i.metrics[name], "delta": i.metrics[name] - f.metrics[name],
                       "paired_mean_diff": test.diff, "ci": [test.ci_low, test.ci_high], "p_value": test.p_value}
         rows.append(row)
     return rows
 
 
 def markdown(out: dict) -> str:
-    s = out["speed"]
+    s, fast = out["speed"], out.get("precision", "int8")
     lines = [
-        "# int8 fast path vs fp32", "",
-        f"Machine: {out['machine']['cpus']} cores ({out['machine']['cpu']}), {out['machine']['torch_threads']} torch threads.",
-        "",
+        f"# {fast} fast path vs fp32", "",
+        f"Machine: {out['machine']['cpus']} cores ({out['machine']['cpu']}), {out['machine']['torch_threads']} torch threads"
+        + (f", native bf16: {', '.join(out['machine']['native_bf16']) or 'none'}" if "native_bf16" in out["machine"] else "")
+        + ".", "",
         f"Speed: {s['sentences']} XQuAD-R sentences, max length {s['max_seq_length']}, {s['repeats']} alternated rounds: "
-        f"fp32 {s['median_seconds']['fp32']:.1f} s, int8 {s['median_seconds']['int8']:.1f} s, "
-        f"**{s['speedup_int8_over_fp32']:.2f}x**; cosine int8 to fp32 mean {s['cosine_to_fp32']['mean']:.4f}, "
-        f"min {s['cosine_to_fp32']['min']:.4f}.", "",
-        "| model | questions x pool | setting | fp32 | int8 | int8 - fp32 | 95% CI | p |",
+        f"fp32 {s['median_seconds']['fp32']:.1f} s, {fast} {s['median_seconds'][fast]:.1f} s, "
+        f"**{s[f'speedup_{fast}_over_fp32']:.2f}x**; cosine {fast} to fp32 mean {s['cosine_to_fp32']['mean']:.5f}, "
+        f"min {s['cosine_to_fp32']['min']:.5f}.", "",
+        f"| model | questions x pool | setting | fp32 | {fast} | {fast} - fp32 | 95% CI | p |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in out["metrics"]:
@@ -109,7 +112,7 @@ def markdown(out: dict) -> str:
             fmt = "{:.1f}" if st == "rank_distance" else "{:.4f}"
             lines.append(
                 f"| {r['model']} | {r['questions']} x {r['candidates']} | {st} | {fmt.format(m['fp32'])} | "
-                f"{fmt.format(m['int8'])} | {m['delta']:+.4f} | [{m['ci'][0]:+.4f}, {m['ci'][1]:+.4f}] | {m['p_value']:.3f} |")
+                f"{fmt.format(m[fast])} | {m['delta']:+.4f} | [{m['ci'][0]:+.4f}, {m['ci'][1]:+.4f}] | {m['p_value']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -122,20 +125,23 @@ def main() -> None:
     ap.add_argument("--max-seq-length", type=int, default=128)
     ap.add_argument("--skip-speed", action="store_true", help="keep the recorded speed part")
     ap.add_argument("--skip-metrics", action="store_true", help="keep the recorded metrics part")
-    ap.add_argument("--name", default="precision", help="results file stem")
+    ap.add_argument("--precision", choices=("int8", "bf16"), default="int8", help="the fast path measured against fp32")
+    ap.add_argument("--name", default=None, help="results file stem (default: precision, or precision_bf16)")
     ap.add_argument("--keep-fp32", default=None,
                     help="comma-separated patterns (re.search) of linear layer names left in fp32; '' quantises "
                          "every linear layer (precision_all); default: the library's scheme")
     a = ap.parse_args()
+    a.name = a.name or ("precision" if a.precision == "int8" else f"precision_{a.precision}")
     if a.keep_fp32 is not None:
         from xlir.models.runtime import set_int8_keep_fp32
 
         set_int8_keep_fp32(a.keep_fp32)
     threads = configure_threads()
-    out = {"machine": {"cpus": available_cores(), "torch_threads": threads, "cpu": platform.processor() or platform.machine(),
-                       "python": platform.python_version()}}
+    out = {"precision": a.precision,
+           "machine": {"cpus": available_cores(), "torch_threads": threads, "cpu": platform.processor() or platform.machine(),
+                       "python": platform.python_version(), "native_bf16": native_bf16()}}
     if not a.skip_speed:
-        out["speed"] = bench_speed(a.sentences, a.max_seq_length, a.repeats)
+        out["speed"] = bench_speed(a.sentences, a.max_seq_length, a.repeats, a.precision)
         print(json.dumps(out["speed"], indent=1))
     elif (RESULTS / f"{a.name}.json").is_file():
         out["speed"] = json.loads((RESULTS / f"{a.name}.json").read_text())["speed"]
@@ -144,7 +150,7 @@ def main() -> None:
         out["metrics"], out["finetuned"] = recorded["metrics"], recorded["finetuned"]
     else:
         out["metrics"] = bench_metrics({"untuned": DEFAULT_BASE_MODEL, "fine-tuned": a.finetuned},
-                                       a.questions_per_lang or None, a.max_seq_length)
+                                       a.questions_per_lang or None, a.max_seq_length, a.precision)
         out["finetuned"] = a.finetuned
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{a.name}.json").write_text(json.dumps(out, indent=2) + "\n")

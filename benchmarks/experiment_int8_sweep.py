@@ -1,15 +1,15 @@
-"""Is the int8 fast path fit for sweeps? Does it rank trained models the way fp32 does?
+"""Is a fast path (int8, bf16) fit for sweeps? Does it rank trained models the way fp32 does?
 
-A sweep compares models and keeps the best; the int8 path is fit for it if it orders them as fp32
+A sweep compares models and keeps the best; a fast path is fit for it if it orders them as fp32
 does, even where it shifts every number. Each model below (default: every finished arm of the recipe
 ablation, benchmarks/experiment_recipe.py, plus the untuned encoder) is scored on the held-out
-MLQA-R validation ids (training-side data) in fp32 and in int8; reported: each metric both ways,
+MLQA-R validation ids (training-side data) in fp32 and at the fast precision; reported: each metric both ways,
 Kendall's tau between the two orderings of every headline metric and of the selection criterion,
 and whether both pick the same best model.
 
-Writes benchmarks/results/int8_sweep.json and int8_sweep.md.
+Writes benchmarks/results/int8_sweep.json and int8_sweep.md (bf16: bf16_sweep.{json,md}).
 
-    python benchmarks/experiment_int8_sweep.py [--models DIR ...]
+    python benchmarks/experiment_int8_sweep.py [--models DIR ...] [--precision bf16]
 """
 
 from __future__ import annotations
@@ -37,8 +37,11 @@ def main() -> None:
     ap.add_argument("--keep-fp32", default=None,
                     help="comma-separated patterns (re.search) of linear layer names left in fp32, e.g. "
                          "'layer\\.\\d+\\.output\\.dense$' (the FFN output projections); default: the library's")
-    ap.add_argument("--name", default="int8_sweep", help="results file stem")
+    ap.add_argument("--precision", choices=("int8", "bf16"), default="int8", help="the fast path compared with fp32")
+    ap.add_argument("--name", default=None, help="results file stem (default: <precision>_sweep)")
     a = ap.parse_args()
+    fast = a.precision
+    a.name = a.name or f"{fast}_sweep"
     if a.keep_fp32 is not None:
         from xlir.models.runtime import set_int8_keep_fp32
 
@@ -56,8 +59,8 @@ def main() -> None:
     models = {"untuned": DEFAULT_BASE_MODEL} | {Path(f).parent.name if Path(f).name == "model" else Path(f).name: f
                                                 for f in folders}
     data = prepare_training_data(["mlqa-r"], seed=0, validation_fraction=0.1)
-    val = {p: RetrievalValidation.from_training_data(data, precision=p) for p in ("fp32", "int8")}
-    rows, seconds = [], {"fp32": 0.0, "int8": 0.0}
+    val = {p: RetrievalValidation.from_training_data(data, precision=p) for p in ("fp32", fast)}
+    rows, seconds = [], {"fp32": 0.0, fast: 0.0}
     base_mo = {}
     for name, spec in models.items():
         model = load_encoder(spec, max_seq_length=128)
@@ -72,25 +75,30 @@ def main() -> None:
             row[p]["val.criterion"] = criterion(row[p], base_mo[p])
         rows.append(row)
         print(json.dumps(row))
-    taus = {m: kendall_tau([r["fp32"][m] for r in rows], [r["int8"][m] for r in rows]) for m in METRICS}
-    best = {p: max(rows, key=lambda r: r[p]["val.criterion"])["model"] for p in ("fp32", "int8")}
-    out = {"torch_threads": threads, "validation": val["fp32"].size, "models": rows, "kendall_tau": taus,
-           "best_by_criterion": best}
+    taus = {m: kendall_tau([r["fp32"][m] for r in rows], [r[fast][m] for r in rows]) for m in METRICS}
+    best = {p: max(rows, key=lambda r: r[p]["val.criterion"])["model"] for p in ("fp32", fast)}
+    largest = {m: max(abs(r[fast][m] - r["fp32"][m]) for r in rows) for m in METRICS}
+    out = {"precision": fast, "torch_threads": threads, "validation": val["fp32"].size, "models": rows,
+           "kendall_tau": taus, "largest_abs_difference": largest, "best_by_criterion": best, "seconds": seconds}
     RESULTS.mkdir(exist_ok=True)
-    out["keep_fp32"] = list(__import__("xlir.models.runtime", fromlist=["x"]).INT8_KEEP_FP32)
+    if fast == "int8":
+        out["keep_fp32"] = list(__import__("xlir.models.runtime", fromlist=["x"]).INT8_KEEP_FP32)
     (RESULTS / f"{a.name}.json").write_text(json.dumps(out, indent=2) + "\n")
-    kept = ", ".join(out["keep_fp32"]) or "none"
-    lines = ["# int8 vs fp32 ordering of trained models (MLQA-R validation ids)", "",
-             f"Linear layers left in fp32: {kept}.", "",
-             "| model | Mo. fp32 / int8 | Cr. fp32 / int8 | Mul. fp32 / int8 | rank distance fp32 / int8 | criterion fp32 / int8 |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"# {fast} vs fp32 ordering of trained models (MLQA-R validation ids)", ""]
+    if fast == "int8":
+        lines += [f"Linear layers left in fp32: {', '.join(out['keep_fp32']) or 'none'}.", ""]
+    lines += [f"| model | Mo. fp32 / {fast} | Cr. fp32 / {fast} | Mul. fp32 / {fast} | rank distance fp32 / {fast} "
+              f"| criterion fp32 / {fast} |", "|---|---|---|---|---|---|"]
     for r in rows:
-        cells = [f"{r['fp32'][m]:.4f} / {r['int8'][m]:.4f}" if m != "val.rank_distance"
-                 else f"{r['fp32'][m]:.1f} / {r['int8'][m]:.1f}" for m in METRICS]
+        cells = [f"{r['fp32'][m]:.4f} / {r[fast][m]:.4f}" if m != "val.rank_distance"
+                 else f"{r['fp32'][m]:.1f} / {r[fast][m]:.1f}" for m in METRICS]
         lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
-    lines += ["", "Kendall's tau (fp32 order vs int8 order): " + ", ".join(f"{m.removeprefix('val.')} {t:.2f}"
-                                                                         for m, t in taus.items()),
-              f"Best by the criterion: fp32 {best['fp32']}, int8 {best['int8']}."]
+    lines += ["", f"Kendall's tau (fp32 order vs {fast} order): " + ", ".join(f"{m.removeprefix('val.')} {t:.2f}"
+                                                                           for m, t in taus.items()),
+              "Largest |difference| over the models: " + ", ".join(f"{m.removeprefix('val.')} {d:.4f}"
+                                                                  for m, d in largest.items()),
+              f"Best by the criterion: fp32 {best['fp32']}, {fast} {best[fast]}.",
+              f"Scoring time (cached embeddings count as 0): fp32 {seconds['fp32']:.0f} s, {fast} {seconds[fast]:.0f} s."]
     (RESULTS / f"{a.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

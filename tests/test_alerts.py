@@ -57,8 +57,8 @@ def test_a_promotion_is_posted_with_its_summary_deltas_and_links(deployment, rec
         "mlflow_run": "http://127.0.0.1:5000/#/runs/abc123",
         "mlflow_version": "http://127.0.0.1:5000/#/models/xlir-encoder/versions/2",
         "airflow_run": "http://127.0.0.1:8080/dags/xlir_train/runs/manual__2026-11-30T12%3A00%3A00%2B00%3A00"}
-    assert body["text"].startswith("xlir-encoder v2 promoted to champion (previous champion v1): mAP Mo. +0.006, "
-                                   "mAP Cr. +0.065, mAP Mul. +0.276, rank distance -999.0")
+    assert body["text"].startswith("xlir-encoder v2 promoted to champion (previous champion v1): mAP Mo. +0.006 ▲, "
+                                   "mAP Cr. +0.065 ▲, mAP Mul. +0.276 ▲, rank distance -999.0 ▲")
     assert "http://127.0.0.1:5000/#/models/xlir-encoder/versions/2" in body["text"] and "8080/dags/" in body["text"]
 
 
@@ -69,7 +69,15 @@ def test_a_rejection_is_posted_with_the_failed_gates(deployment, receiver, monke
     assert (body["event"], body["decision"], body["version"], body["champion"]) == ("rejection", "rejected", 3, 2)
     assert body["failed_gates"] == ["retrieval.min_gain_mul", "retrieval.language_drop.th"]
     assert body["text"].startswith("xlir-encoder v3 rejected by the gates (retrieval.min_gain_mul, "
-                                   "retrieval.language_drop.th); champion stays v2: mAP Mo. +0.006")
+                                   "retrieval.language_drop.th); champion stays v2: mAP Mo. +0.006 ▲")
+
+
+def test_an_alert_words_each_change_as_the_gate_report_does():
+    """Same digits and arrows as ``xlir registry report``: a small rank-distance change keeps one decimal."""
+    reference = {"xquad_r.map.mo": 0.810, "xquad_r.map.cr": 0.690, "xquad_r.map.mul": 0.566, "xquad_r.rank_distance": 300.0}
+    decision = {**DECISION, "reference": {"metrics": reference}}
+    text = decision_alert({**REJECTED, "headline": headline_deltas(decision)})["text"]
+    assert "champion stays v2: mAP Mo. -0.004 ▼, mAP Cr. 0, mAP Mul. 0, rank distance -17.9 ▲" in text
 
 
 def test_nothing_is_sent_without_a_webhook_or_without_a_decision(deployment, receiver, monkeypatch, caplog):

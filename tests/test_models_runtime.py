@@ -1,4 +1,4 @@
-"""Threads and precision: set once where encoders load, int8 a labelled copy with its own cache key."""
+"""Threads and precision: set once where encoders load; bf16 and int8 labelled fast paths with their own cache keys."""
 
 import numpy as np
 import pytest
@@ -12,9 +12,12 @@ from xlir.models import load_encoder
 from xlir.models.runtime import (
     THREADS_ENV,
     available_cores,
+    check_precision,
     configure_threads,
+    native_bf16,
     precision_fingerprint,
     quantize_int8,
+    resolve_precision,
     wanted_threads,
 )
 from xlir.registry.versions import eval_key
@@ -52,6 +55,43 @@ def test_int8_is_a_quantised_copy_close_to_fp32():
     assert not np.array_equal(a, b) and cos.min() > 0.9, cos
 
 
+needs_bf16 = pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bf16 units (AMX or AVX-512 BF16)")
+
+
+@needs_bf16
+def test_bf16_runs_the_forward_under_autocast_close_to_fp32_with_fp32_weights_and_outputs():
+    with torch_threads(1):
+        model = load_encoder("tiny", max_seq_length=32)
+        fast = load_encoder("tiny", max_seq_length=32, precision="bf16")
+    assert all(p.dtype == torch.float32 for p in fast.parameters())
+    texts = ["query: what is the capital of France?", "passage: Paris is the capital of France.", "zwei drei"]
+    seen = []
+    linear = next(m for m in fast.modules() if isinstance(m, torch.nn.Linear))
+    linear.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    a = model.encode(texts, normalize_embeddings=True)
+    b = fast.encode(texts, normalize_embeddings=True)
+    assert seen and seen[0] == torch.bfloat16  # the matrix products ran in bf16 ...
+    assert b.dtype == np.float32 and not np.array_equal(a, b)  # ... and what comes out is fp32
+    assert (a * b).sum(1).min() > 0.999
+
+
+def test_bf16_is_refused_where_the_cpu_would_emulate_it_and_auto_picks_it_only_where_native(monkeypatch):
+    import xlir.models.runtime as runtime
+
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2", "fma"})
+    with pytest.raises(XlirError, match="needs a CPU with native bf16 units.*use 'int8'"):
+        check_precision("bf16")
+    with pytest.raises(XlirError, match="native bf16"):
+        load_encoder("tiny", precision="bf16")
+    assert resolve_precision("auto") == "fp32"  # auto never picks an emulated path
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
+    assert check_precision("bf16") == "bf16" and runtime.native_bf16() == ["amx_bf16"]
+    assert resolve_precision("auto") == "bf16" and resolve_precision("int8") == "int8"
+    assert resolve_precision("auto", "cuda") == "fp32"  # the fast paths are CPU paths
+    with pytest.raises(XlirError, match="'bf16' is a CPU fast path; on cuda use fp32"):
+        resolve_precision("bf16", "cuda")
+
+
 def test_precision_is_part_of_every_key_and_fp32_keys_did_not_change():
     assert precision_fingerprint("abc", "fp32") == "abc" and precision_fingerprint("abc", "int8").startswith("abc-int8-")
     import xlir.models.runtime as runtime
@@ -66,7 +106,9 @@ def test_precision_is_part_of_every_key_and_fp32_keys_did_not_change():
         precision_fingerprint("abc", "fp16")
     cfg = EvalConfig(model="tiny", dataset="xquad-r", max_questions_per_lang=5)
     int8 = cfg.model_copy(update={"precision": "int8"})
-    assert eval_key(cfg) != eval_key(int8)
+    bf16 = cfg.model_copy(update={"precision": "bf16"})
+    assert len({eval_key(cfg), eval_key(int8), eval_key(bf16)}) == 3
+    assert precision_fingerprint("abc", "bf16") == "abc-bf16"
     # the key of an fp32 evaluation is the one registered versions carried before precision existed
     import hashlib
     import json
@@ -107,7 +149,7 @@ def test_the_cli_labels_the_fast_path(tmp_path, monkeypatch):
     assert "INT8 FAST PATH (not for gating)" in text and "1 torch threads" in text
     bad = CliRunner().invoke(app, ["evaluate", "--model", "tiny", "--precision", "fp16"])
     assert isinstance(bad.exception, XlirError)  # the entry point prints it as one line, no traceback
-    assert str(bad.exception) == "invalid evaluation options: --precision: Input should be 'fp32' or 'int8' (got 'fp16')"
+    assert str(bad.exception) == "invalid evaluation options: --precision: Input should be 'fp32', 'bf16' or 'int8' (got 'fp16')"
 
 
 def test_flop_counts_follow_the_formula_and_padding():

@@ -336,6 +336,10 @@ def test_ingested_versions_must_be_store_versions_that_passed_the_contract(deplo
     _store_version(store, "f" * 16, passed=False)
     with pytest.raises(PolicyError, match="did not pass the data contract"):
         ingested_questions_path("f" * 16)
+    _store_version(store, "d" * 16)
+    (store / ("d" * 16) / "manifest.json").write_text("{torn")
+    with pytest.raises(PolicyError, match="no readable manifest"):
+        ingested_questions_path("d" * 16)
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     _store_version(outside, "e" * 16)

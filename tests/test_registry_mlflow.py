@@ -277,12 +277,13 @@ def test_a_decision_about_another_version_is_refused(reg, tiny):
     assert aliases(reg) == {"champion": 1, "previous-champion": None}
 
 
-def test_int8_evaluations_are_never_registered_or_gated(reg, tiny):
+def test_fast_path_evaluations_are_never_registered_or_gated(reg, tiny):
     baseline(reg)
     int8 = EVAL.model_copy(update={"precision": "int8"})
     with track_pipeline_run("run-int8", experiment=reg.experiment) as run:
-        with pytest.raises(RegistryError, match="precision 'int8'.*fp32 evaluations only"):
-            reg.register_model(tiny, run.run_id, "run-int8", metrics(mul=0.9), int8)
+        for fast in ("int8", "bf16"):
+            with pytest.raises(RegistryError, match=f"precision '{fast}'.*fp32 evaluations only"):
+                reg.register_model(tiny, run.run_id, "run-int8", metrics(mul=0.9), EVAL.model_copy(update={"precision": fast}))
     assert reg.find_version("run-int8") is None
     with pytest.raises(RegistryError, match="precision 'int8'"):
         promotion.ensure_baseline(Registry(reg.tracking_uri, unique("enc"), experiment=reg.experiment),

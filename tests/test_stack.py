@@ -12,7 +12,10 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
+
 from mlqa_slice import write_mlqa_slice
+from xlir.errors import XlirError
 from xlir.stack.env import airflow_env
 from xlir.stack.processes import LocalStack, boot_id, start_time
 from xlir.stack.run import api_for, land_dataset
@@ -34,6 +37,22 @@ def test_scheduler_and_triggerer_skip_the_all_interfaces_log_server(tmp_path):
     assert "--skip-serve-logs" in cmds["scheduler"] and "--skip-serve-logs" in cmds["triggerer"]
     assert cmds["api-server"][cmds["api-server"].index("--host") + 1] == "127.0.0.1"
     assert cmds["mlflow"][cmds["mlflow"].index("--host") + 1] == "127.0.0.1"
+
+
+def test_the_one_server_wait_loop_tells_ready_exited_and_timeout_apart():
+    from xlir.net import wait_until
+    from xlir.stack.servers import wait_ready
+
+    answers = iter([False, False, True])
+    assert wait_until(lambda: next(answers), lambda: True, timeout=5, poll=0.01) == "ready"
+    assert wait_until(lambda: False, lambda: False, timeout=5, poll=0.01) == "exited"
+    assert wait_until(lambda: False, lambda: True, timeout=0.05, poll=0.01) == "timeout"
+
+    def refused():
+        raise ConnectionRefusedError("connection refused on 127.0.0.1:5432")
+
+    with pytest.raises(XlirError, match="postgres not ready: connection refused on 127.0.0.1:5432"):
+        wait_ready(refused, (OSError,), lambda: False, timeout=5, what="postgres", poll=0.01)
 
 
 def test_a_stale_pid_file_is_not_a_running_service(tmp_path):

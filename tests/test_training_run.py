@@ -5,13 +5,12 @@ import math
 
 import pytest
 import torch
-from transformers import TrainerCallback
 
 from xlir.errors import XlirError
 from xlir.models import load_encoder
 from xlir.training import TrainConfig, train
 
-from tiny_training import one_thread, write_parallel_qa  # noqa: F401 - one_thread is an autouse fixture
+from tiny_training import Kill, one_thread, write_parallel_qa  # noqa: F401 - one_thread is an autouse fixture
 
 LANGS = ("en", "de", "es")
 
@@ -71,17 +70,6 @@ def test_tiny_run_writes_a_loadable_model_with_prompts_and_logs(data_file, tmp_p
     assert again == result, "a finished run returns its saved result"
     with pytest.raises(XlirError, match=r"other settings \(lr: 3e-05 -> 0.001\)"):
         train(config(data_file, tmp_path / "run", lr=1e-3), show_progress=False)
-
-
-class Kill(TrainerCallback):
-    """Simulates a crash right after the checkpoint of ``step`` is on disk."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise KeyboardInterrupt(f"killed at step {state.global_step}")
 
 
 @pytest.mark.parametrize("kill_at", [4])

@@ -1,6 +1,7 @@
 """Model selection: retrieval validation on held-out ids, the criterion, checkpoint choice, WiSE-FT."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,11 +10,12 @@ import torch
 from xlir.evaluation.config import EvalConfig
 from xlir.errors import XlirError
 from xlir.models import load_encoder
+from xlir.models.runtime import native_bf16
 from xlir.training import TrainConfig, prepare_training_data, train
 from xlir.training import selection
 from xlir.training.selection import RetrievalValidation, criterion, merged_state
 
-from tiny_training import one_thread, write_parallel_qa  # noqa: F401 - one_thread is an autouse fixture
+from tiny_training import Kill, one_thread, write_parallel_qa  # noqa: F401 - one_thread is an autouse fixture
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +194,62 @@ def test_int8_validation_scores_like_the_int8_evaluation_and_leaves_the_model_fp
     cached = [e["fingerprint"] for e in encodings() if (e["fingerprint"] or "").startswith("fp-of-tiny")]
     assert cached.count("fp-of-tiny") == 2 and len(cached) == 4
     assert all(c.startswith("fp-of-tiny-int8-") for c in cached if c != "fp-of-tiny")
+
+
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bf16 units (AMX or AVX-512 BF16)")
+def test_bf16_validation_is_close_to_fp32_cached_apart_and_leaves_the_model_training_in_fp32(data_file, monkeypatch,
+                                                                                              tmp_path):
+    monkeypatch.setenv("XLIR_CACHE_DIR", str(tmp_path))
+    data = prepare_training_data([data_file], seed=0, validation_fraction=0.2)
+    fp32 = RetrievalValidation.from_training_data(data, max_seq_length=32)
+    bf16 = RetrievalValidation.from_training_data(data, max_seq_length=32, precision="bf16")
+    model = load_encoder("tiny", max_seq_length=32)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    qb, cb = bf16.embed(model)
+    q32, c32 = fp32.embed(model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and model.training
+    assert not torch.is_autocast_enabled("cpu")  # training goes on in fp32
+    assert cb.dtype == np.float32 and not np.array_equal(cb, c32) and float((cb * c32).sum(1).min()) > 0.999
+    from xlir.evaluation.encode import encodings
+
+    bf16.score(model, "fp-of-tiny")
+    fp32.score(model, "fp-of-tiny")
+    cached = sorted(e["fingerprint"] for e in encodings() if (e["fingerprint"] or "").startswith("fp-of-tiny"))
+    assert cached == ["fp-of-tiny", "fp-of-tiny", "fp-of-tiny-bf16", "fp-of-tiny-bf16"]
+
+
+def test_auto_validation_precision_is_resolved_on_the_machine_and_recorded(data_file, tmp_path, monkeypatch):
+    import xlir.models.runtime as runtime
+    from xlir.pipeline.params import CompareParams, PipelineParams
+    from xlir.pipeline.tasks import validation_precision_of
+
+    assert validation_precision_of(PipelineParams()) == "auto"  # a training run: bf16 only where it is native
+    assert validation_precision_of(CompareParams(precision="int8")) == "int8"  # a comparison: its own param
+    seen = []
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: set())  # a CPU without bf16 units: auto is fp32
+    monkeypatch.setattr(RetrievalValidation, "score", lambda self, model, fingerprint=None: seen.append(self.precision) or {
+        "val.map.mo": 0.5, "val.map.cr": 0.3, "val.map.mul": 0.2, "val.rank_distance": 10.0})
+    result = train(config(data_file, tmp_path / "r", steps=2, validation_precision="auto", merge_with_base="none"),
+                   show_progress=False)
+    saved = json.loads((Path(result.output_dir) / "train_config.json").read_text())
+    assert saved["config"]["validation_precision"] == "auto" and saved["validation_precision"] == "fp32"
+    assert seen and set(seen) == {"fp32"}
+    # a run started in bf16 and resumed on a machine without bf16 units is refused, not scored in a mix
+    cut = tmp_path / "cut"
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"amx_bf16"})
+    with pytest.raises(KeyboardInterrupt):
+        train(config(data_file, cut, steps=4, validation_precision="auto", merge_with_base="none"),
+              callbacks=[Kill(2)], show_progress=False)
+    assert json.loads((cut / "train_config.json").read_text())["validation_precision"] == "bf16"
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: set())
+    with pytest.raises(XlirError, match="was started with bf16 validation, which this machine cannot run"):
+        train(config(data_file, cut, steps=4, validation_precision="auto", merge_with_base="none"), show_progress=False)
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"amx_bf16"})
+    seen.clear()
+    resumed = train(config(data_file, cut, steps=4, validation_precision="auto", merge_with_base="none"),
+                    show_progress=False)
+    assert resumed.resumed_from_step == 2 and set(seen) == {"bf16"}
 
 
 def test_fixed_lambda_zero_returns_the_base_weights_exactly(data_file, tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import TrainerCallback
 
 
 @contextmanager
@@ -54,3 +55,14 @@ def write_parallel_qa(path: Path, ids: int = 40, langs=("en", "de", "es")) -> st
             )
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return str(path)
+
+
+class Kill(TrainerCallback):
+    """Simulates a crash right after the checkpoint of ``step`` is on disk."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt(f"killed at step {state.global_step}")

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 
 from xlir.errors import XlirError
 
@@ -33,16 +34,28 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def wait_until(ready: Callable[[], bool], alive: Callable[[], bool], timeout: float, poll: float = 0.5) -> str:
+    """Poll a starting server: ``"ready"`` once ``ready()`` is true, ``"exited"`` when ``alive()`` turns
+    false first, ``"timeout"`` after ``timeout`` seconds. The one wait loop of every local server
+    (MLflow, the Airflow services, PostgreSQL, Redis); each caller words its own error."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if ready():
+            return "ready"
+        if not alive():
+            return "exited"
+        if time.monotonic() >= deadline:
+            return "timeout"
+        time.sleep(poll)
+
+
 def wait_http_ok(url: str, process: subprocess.Popen, timeout: float, what: str, log_hint: str = "") -> None:
     """Wait until ``url`` answers 2xx; ``XlirError`` when ``process`` exits first or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise XlirError(f"{what} exited with {process.returncode}{log_hint}")
-        if http_ok(url, timeout=1.0):
-            return
-        time.sleep(0.25)
-    raise XlirError(f"{what} did not answer {url} within {timeout:.0f} s{log_hint}")
+    outcome = wait_until(lambda: http_ok(url, timeout=1.0), lambda: process.poll() is None, timeout, poll=0.25)
+    if outcome == "exited":
+        raise XlirError(f"{what} exited with {process.returncode}{log_hint}")
+    if outcome == "timeout":
+        raise XlirError(f"{what} did not answer {url} within {timeout:.0f} s{log_hint}")
 
 
 def stop_process_group(process: subprocess.Popen | None, timeout: float = 15.0) -> None:

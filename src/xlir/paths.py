@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,3 +29,16 @@ def shared_data_dirs() -> list[Path]:
         if base.is_dir() and base not in dirs:
             dirs.append(base)
     return dirs
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """``write(binary file)`` into a temporary file beside ``path``, then rename it over ``path``: a kill
+    mid-write leaves the old file or none, never a torn one (caches read by several processes)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -11,14 +11,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from xlir.paths import cache_dir
+from xlir.paths import atomic_write, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -109,23 +108,10 @@ def encode_cached(model, fingerprint: str, texts: list[str], prompt: str, *, bat
         emb, seconds = encode_recorded(model, texts, prompt, batch_size=batch_size, max_seq_length=max_seq_length,
                                        fingerprint=fingerprint, key=path.stem, show_progress=show_progress)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, lambda f: np.save(f, emb))
+        atomic_write(path, lambda f: np.save(f, emb))
         meta = {"seconds": seconds, "texts": len(texts), "prompt": prompt, "fingerprint": fingerprint}
-        _atomic_write(path.with_suffix(".json"), lambda f: f.write(json.dumps(meta).encode()))
+        atomic_write(path.with_suffix(".json"), lambda f: f.write(json.dumps(meta).encode()))
     return Encoded(emb, False, seconds)
-
-
-def _atomic_write(path: Path, write) -> None:
-    """``write(binary file)`` into a temporary file beside ``path``, then rename it over ``path``: a kill
-    mid-write leaves the old file or none, never a torn one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _cached(path: Path, rows: int) -> Encoded | None:

@@ -1,16 +1,23 @@
-"""How an encoder computes on this machine: torch's thread count, and the int8 fast path.
+"""How an encoder computes on this machine: torch's thread count, and the fast paths (bf16, int8).
 
 Threads: torch's intra-op pool is set once, where every encoder is loaded (``load_encoder``), to the
 cores this process may use, or to ``$XLIR_TORCH_THREADS``; the choice is logged, so a run's log says
 what it ran on.
 
-Precision: ``fp32`` is the model as trained and the only precision the gates decide on. ``int8``
-runs the encoder's linear layers (the FLOPs of a transformer) with int8 weights (per-channel scales)
-and int8 activations quantised per batch (torch's dynamic quantisation), except the layers of
-``INT8_KEEP_FP32``; embeddings, layer norms and softmax stay fp32. Measured here
-(benchmarks/bench_precision.py, docs/RESULTS.md): 1.31x faster encoding, cosine to fp32 0.996, XQuAD-R
-Mul. mAP -0.014 to -0.022. A fast path for exploration and coarse sweeps; int8 is part of every cache
-and evaluation key, so its numbers are never mixed with fp32 ones, and the gates refuse them.
+Precision: ``fp32`` is the model as trained and the only precision the gates decide on.
+
+- ``bf16`` runs the encoder's forward under ``torch.autocast`` (CPU, bfloat16): matrix products in
+  bf16 on the CPU's own bf16 units (AMX or AVX-512 BF16), layer norms, softmax and the pooled output
+  in fp32, weights kept fp32. Only offered where the CPU has those units (``native_bf16``); elsewhere
+  bf16 is emulated and slower than fp32, and it is refused. Measured here (benchmarks/bench_precision.py,
+  docs/RESULTS.md): about 2x faster encoding at a cosine to fp32 of 0.99999.
+- ``int8`` runs the encoder's linear layers with int8 weights (per-channel scales) and int8 activations
+  quantised per batch (torch's dynamic quantisation), except the layers of ``INT8_KEEP_FP32``;
+  embeddings, layer norms and softmax stay fp32. Measured here: 1.31x faster encoding, cosine to fp32
+  0.996, XQuAD-R Mul. mAP -0.014 to -0.022. Runs on any CPU.
+
+Both are fast paths for exploration and sweeps; the precision is part of every cache and evaluation
+key, so their numbers are never mixed with fp32 ones, and the gates refuse them.
 """
 
 from __future__ import annotations
@@ -24,8 +31,10 @@ from typing import Literal
 
 log = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "int8"]
-PRECISIONS: tuple[str, ...] = ("fp32", "int8")
+Precision = Literal["fp32", "bf16", "int8"]
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+"""CPU flags (``/proc/cpuinfo``) of native bf16 arithmetic; one of them makes ``bf16`` worth running."""
 THREADS_ENV = "XLIR_TORCH_THREADS"
 INT8_KEEP_FP32: tuple[str, ...] = (r"layer\.\d+\.output\.dense$",)
 """Patterns (``re.search``) of linear layer names the int8 path leaves in fp32: the FFN's second
@@ -92,18 +101,75 @@ def torch_threads() -> int:
     return torch.get_num_threads()
 
 
-def check_precision(precision: str) -> str:
-    if precision not in PRECISIONS:
-        from xlir.errors import XlirError
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags (``/proc/cpuinfo``; empty where there is none)."""
+    try:
+        text = open("/proc/cpuinfo", encoding="utf-8").read()
+    except OSError:
+        return set()
+    return {f for line in text.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
 
+
+def native_bf16() -> list[str]:
+    """The native bf16 units of this CPU (``BF16_FLAGS`` it has; empty: bf16 would be emulated)."""
+    flags = cpu_flags()
+    return [f for f in BF16_FLAGS if f in flags]
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` when this machine can run it; ``XlirError`` saying why not otherwise."""
+    from xlir.errors import XlirError
+
+    if precision not in PRECISIONS:
         raise XlirError(f"unknown precision {precision!r}; use one of {list(PRECISIONS)}")
+    if precision == "bf16" and not native_bf16():
+        raise XlirError("precision 'bf16' needs a CPU with native bf16 units (AMX or AVX-512 BF16); this one has "
+                        "neither, so bf16 would run slower than fp32: use 'int8' as the fast path here")
     return precision
+
+
+def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """The precision to run: ``auto`` is bf16 on a CPU with native bf16 units (near-exact and about 2x
+    faster there: docs/RESULTS.md) and fp32 elsewhere; the others are checked (``check_precision``).
+    The fast paths are CPU paths: on another device bf16 and int8 are refused, ``auto`` is fp32."""
+    from xlir.errors import XlirError
+
+    if precision == "auto":
+        return "bf16" if device == "cpu" and native_bf16() else "fp32"
+    if precision != "fp32" and device != "cpu":
+        raise XlirError(f"precision {precision!r} is a CPU fast path; on {device} use fp32 (or auto)")
+    return check_precision(precision)
+
+
+def bf16_autocast():
+    """The bf16 fast path's context: matrix products in bf16, norms and softmax in fp32 (``torch.autocast``)."""
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+def autocast_bf16(model):
+    """``model`` (a SentenceTransformer used for encoding only) with every forward under ``bf16_autocast``
+    and its floating outputs returned in fp32; the weights are not touched."""
+    import torch
+
+    forward = model.forward
+
+    def forward_bf16(*args, **kwargs):
+        with bf16_autocast():
+            out = forward(*args, **kwargs)
+        return {k: v.float() if isinstance(v, torch.Tensor) and v.dtype == torch.bfloat16 else v for k, v in out.items()}
+
+    model.forward = forward_bf16
+    return model
 
 
 def precision_fingerprint(fingerprint: str, precision: str) -> str:
     """The cache identity of a model at a precision: fp32 keeps the model's own fingerprint."""
     if check_precision(precision) == "fp32":
         return fingerprint
+    if precision == "bf16":
+        return f"{fingerprint}-bf16"
     scheme = "" if not INT8_KEEP_FP32 else "-" + hashlib.sha1("|".join(INT8_KEEP_FP32).encode()).hexdigest()[:8]
     return f"{fingerprint}-{precision}{scheme}"
 
@@ -137,6 +203,7 @@ def quantize_int8(model, *, inplace: bool = False, layers=None):
 
 
 __all__ = [
-    "PRECISIONS", "Precision", "THREADS_ENV", "available_cores", "check_precision", "configure_threads",
-    "precision_fingerprint", "quantize_int8", "set_int8_keep_fp32", "torch_threads", "wanted_threads",
+    "BF16_FLAGS", "PRECISIONS", "Precision", "THREADS_ENV", "autocast_bf16", "available_cores", "bf16_autocast",
+    "check_precision", "configure_threads", "cpu_flags", "native_bf16", "precision_fingerprint", "quantize_int8",
+    "resolve_precision", "set_int8_keep_fp32", "torch_threads", "wanted_threads",
 ]

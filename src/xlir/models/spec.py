@@ -151,7 +151,7 @@ def load_encoder(
     Prefixes: an explicit argument wins; else the model's saved prompt; else E5's
     ``"query: "`` / ``"passage: "``. So ``encode_query`` / ``encode_document`` add them.
     A plain Hugging Face folder gets mean pooling and L2 normalisation, like E5.
-    ``precision="int8"``: the int8 fast path (``xlir.models.runtime.quantize_int8``), for encoding only.
+    ``precision="bf16"`` / ``"int8"``: the fast paths of ``xlir.models.runtime``, for encoding only.
     Loading sets torch's threads for the process (``configure_threads``), so encoding and training
     both run on the configured cores.
     """
@@ -186,6 +186,10 @@ def load_encoder(
         from xlir.models.runtime import quantize_int8
 
         model = quantize_int8(model, inplace=True)
+    elif precision == "bf16":
+        from xlir.models.runtime import autocast_bf16
+
+        model = autocast_bf16(model)
     return model
 
 

@@ -67,11 +67,13 @@ def decision_alert(promoted: dict | None, *, dag_id: str = "", dag_run_id: str =
     else:
         what = (f"{model} v{version} rejected by the gates ({', '.join(promoted.get('failed') or []) or 'no check named'}); "
                 f"champion stays v{promoted.get('champion')}")
-    from xlir.registry.report import COLUMNS
+    from xlir.registry.report import COLUMNS, LOWER_IS_BETTER, format_delta
 
     labels = dict(COLUMNS)
-    deltas = [f"{labels.get(name.split('.', 1)[1], name)} {h['delta']:+.{1 if abs(h['delta']) >= 100 else 3}f}"
-              for name, h in headline.items() if h.get("delta") is not None]
+    deltas = [f"{labels.get(metric, name)} " + format_delta({"candidate": h["candidate"], "reference": h["champion"],
+                                                           "lower_is_better": metric in LOWER_IS_BETTER})
+              for name, h in headline.items() if h.get("delta") is not None
+              for metric in [name.split(".", 1)[1]]]  # one text for a change: the report's (digits, ▲/▼)
     text = what + (": " + ", ".join(deltas) if deltas else "") + "".join(
         f" | {k}: {v}" for k, v in (("MLflow", links["mlflow_version"] or links["mlflow_run"]),
                                     ("Airflow", links["airflow_run"])) if v)

@@ -37,8 +37,10 @@ def ingest_run_key(version: str) -> str:
 def ingest_record(version: str, folder: str | Path) -> dict:
     """What the store knows about a validated version (its ``folder``, checked by the caller with
     ``xlir.pipeline.tasks.ingested_questions_path``): landed files, rows, validation result and report."""
+    from xlir.validation.ingestion import read_manifest
+
     folder = Path(folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = read_manifest(folder) or {}
     files = [s["name"] for s in manifest.get("sources", [])]
     validation = manifest.get("validation") or {}
     return {

@@ -22,6 +22,7 @@ from xlir.errors import XlirError
 from xlir.pipeline.params import (
     DATA_ROOTS_ENV,
     DATA_VERSION_PATTERN,
+    PIPELINE_VALIDATION_PRECISION,
     CompareParams,
     DeploymentPolicy,
     PipelineParams,
@@ -123,6 +124,8 @@ def ingested_questions_path(version: str, store: str | None = None) -> str:
     if not isinstance(version, str) or not re.fullmatch(DATA_VERSION_PATTERN, version):
         raise PolicyError(f"data version {str(version)[:100]!r} is not a store version (16 to 64 lowercase hex "
                           "digits, as xlir_ingest names them); refused before training")
+    from xlir.validation.ingestion import read_manifest
+
     root = Path(ingest_dirs(store=store)["store"])
     folder = root / version
     path = folder / "questions.parquet"
@@ -130,10 +133,10 @@ def ingested_questions_path(version: str, store: str | None = None) -> str:
         raise XlirError(f"no ingested data version {version!r} in {root} (run the xlir_ingest DAG first)")
     if folder.is_symlink() or path.is_symlink() or folder.resolve().parent != root.resolve():
         raise PolicyError(f"ingested data version {version!r} in {root} is a link, not a folder the ingest wrote; refused")
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-    except (OSError, ValueError) as e:
-        raise PolicyError(f"ingested data version {version!r} has no readable manifest ({e}); refused") from None
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise PolicyError(f"ingested data version {version!r} has no readable manifest ({folder / 'manifest.json'}); "
+                          "refused")
     if manifest.get("version") != version or (manifest.get("validation") or {}).get("passed") is not True:
         raise PolicyError(f"ingested data version {version!r} did not pass the data contract (its manifest says "
                           f"version {manifest.get('version')!r}, passed {(manifest.get('validation') or {}).get('passed')!r}); "
@@ -262,7 +265,9 @@ def _named_dataset_holding(version: str, specs: list[str]) -> str | None:
     landing a copy of MLQA-R does not train on it twice), else None."""
     from xlir.data.registry import files_for
 
-    manifest = json.loads((Path(ingested_questions_path(version)).parent / "manifest.json").read_text())
+    from xlir.validation.ingestion import read_manifest
+
+    manifest = read_manifest(Path(ingested_questions_path(version)).parent) or {}
     hashes = {src["sha256"] for src in manifest.get("sources", [])}
     for spec in specs:
         if "/" in spec or Path(spec).suffix:
@@ -293,7 +298,7 @@ def train_model(run_id: str, params: dict | PipelineParams, train_datasets: list
     alpha = p.alpha if alpha is None else float(alpha)
     name = variant_name(strategy, alpha)
     cfg = p.train_config(train_datasets=train_datasets, strategy=strategy, alpha=alpha,
-                         validation_precision=precision_of(p), output_dir=run_dir(run_id) / "train" / name)
+                         validation_precision=validation_precision_of(p), output_dir=run_dir(run_id) / "train" / name)
     result = train(cfg)
     with track_pipeline_run(run_id, experiment=p.experiment, finish=False) as run:
         with run.child(name, finish=False) as child:
@@ -308,8 +313,13 @@ def train_model(run_id: str, params: dict | PipelineParams, train_datasets: list
 
 
 def precision_of(params: PipelineParams) -> str:
-    """A comparison may use the int8 fast path; a training run's evaluations are gated, so always fp32."""
+    """A comparison may use a fast path (bf16, int8); a training run's evaluations are gated, so always fp32."""
     return getattr(params, "precision", "fp32")
+
+
+def validation_precision_of(params: PipelineParams) -> str:
+    """A comparison validates at its own precision; a training run at ``PIPELINE_VALIDATION_PRECISION``."""
+    return getattr(params, "precision", PIPELINE_VALIDATION_PRECISION)
 
 
 def eval_config(params: dict | PipelineParams, dataset: str, model: str, output_dir: str | Path | None = None):

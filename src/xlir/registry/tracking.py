@@ -324,6 +324,8 @@ class PipelineRun:
         cfg.pop("output_dir", None)
         self.log_params(cfg, "train.")
         self.log_params({"base_model": cfg.get("base_model")})
+        if saved.get("validation_precision"):  # what validation_precision (auto) ran at on this machine
+            self.log_params({"train.validation_precision_used": saved["validation_precision"]})
         versions = saved.get("data_versions") or summary.get("data_versions") or {}
         self.log_params({f"data.version.{k}": v for k, v in versions.items()})
         if saved.get("languages"):

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from xlir.errors import DataFormatError, XlirError
-from xlir.paths import cache_dir
+from xlir.paths import atomic_write, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def search(model: str, corpus_path: str | Path, queries: list[str], *, k: int = 
     import faiss
     import numpy as np
 
-    from xlir.evaluation.encode import _atomic_write, encode_recorded
+    from xlir.evaluation.encode import encode_recorded
     from xlir.models import load_encoder, model_fingerprint
     from xlir.serving.registered import model_folder
 
@@ -152,8 +152,8 @@ def search(model: str, corpus_path: str | Path, queries: list[str], *, k: int = 
         index = faiss.IndexFlatIP(dim)
         index.add(np.ascontiguousarray(emb, dtype=np.float32))
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, lambda f: f.write(faiss.serialize_index(index).tobytes()))
-        _atomic_write(path.with_suffix(".json"), lambda f: f.write(json.dumps(
+        atomic_write(path, lambda f: f.write(faiss.serialize_index(index).tobytes()))
+        atomic_write(path.with_suffix(".json"), lambda f: f.write(json.dumps(
             {**ident, "model": label, "corpus_path": corpus.path, "passages": len(corpus.texts), "dim": dim},
             indent=2).encode()))
         log.info("built the search index of %d passages with %s in %.1f s: %s", len(corpus.texts), label,

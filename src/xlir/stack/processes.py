@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xlir.errors import XlirError
-from xlir.net import free_port, http_ok
+from xlir.net import free_port, http_ok, wait_until
 from xlir.paths import REPO_ROOT
 from xlir.stack.env import DEFAULT_QUEUE, TRAIN_QUEUE, airflow_env, celery_env
 from xlir.stack.init import ADMIN, init_airflow
@@ -469,14 +469,11 @@ class LocalStack:
         return self.status()
 
     def _wait(self, url: str, name: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if http_ok(url):
-                return
-            if self.pid(name) is None:
-                raise StackError(f"{name} exited during start; see {self.log_file(name)}")
-            time.sleep(1.0)
-        raise StackError(f"{name} not answering {url} after {timeout:.0f} s; see {self.log_file(name)}")
+        outcome = wait_until(lambda: http_ok(url), lambda: self.pid(name) is not None, timeout, poll=1.0)
+        if outcome == "exited":
+            raise StackError(f"{name} exited during start; see {self.log_file(name)}")
+        if outcome == "timeout":
+            raise StackError(f"{name} not answering {url} after {timeout:.0f} s; see {self.log_file(name)}")
 
     def stop_service(self, name: str, timeout: float = 30.0) -> bool:
         """Stop a service by its pid: SIGTERM to its process group (PostgreSQL: SIGINT to the server,

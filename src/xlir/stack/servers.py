@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import pwd
-import time
 from pathlib import Path
 
 from xlir.errors import XlirError
+from xlir.net import wait_until
 
 
 def server_user(name: str, error: type[XlirError] = XlirError) -> pwd.struct_passwd:
@@ -53,15 +53,15 @@ def wait_ready(probe, errors: tuple[type[BaseException], ...], alive, timeout: f
                error: type[XlirError] = XlirError, poll: float = 0.5) -> None:
     """Until ``probe()`` returns without one of ``errors`` (``alive()`` False: the server exited, stop
     waiting); ``error`` names ``what`` with the last failure otherwise."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
+    failures: list[BaseException] = []
+
+    def ready() -> bool:
         try:
             probe()
-            return
         except errors as e:
-            last = e
-        if not alive():
-            break
-        time.sleep(poll)
-    raise error(f"{what} not ready: {str(last).strip()}")
+            failures.append(e)
+            return False
+        return True
+
+    if wait_until(ready, alive, timeout, poll) != "ready":
+        raise error(f"{what} not ready: {str(failures[-1] if failures else 'no answer').strip()}")

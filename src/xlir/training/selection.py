@@ -19,6 +19,7 @@ tolerance cost ten times its size, the way the gates refuse a model that loses M
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import pandas as pd
 
 from xlir.errors import XlirError
 from xlir.training.data import TEST_DATASETS, is_test_source
-from xlir.models.runtime import check_precision, precision_fingerprint, quantize_int8
+from xlir.models.runtime import bf16_autocast, check_precision, precision_fingerprint, quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,10 @@ class RetrievalValidation:
             are test datasets are refused (``XlirError``): selection never sees test data.
         max_seq_length: tokens per text when encoding (the training length).
         batch_size: texts per encoding batch.
-        precision: ``fp32``, or ``int8`` (the fast path: each checkpoint is scored through an int8
-            copy, ~1.3x faster; the base encoder's reference is scored the same way, so the criterion
-            compares like with like). The training model itself stays fp32.
+        precision: ``fp32``; ``bf16`` (the fast path on CPUs with bf16 units: encoding under bf16
+            autocast, ~2x faster); or ``int8`` (each checkpoint scored through an int8 copy, ~1.3x
+            faster). The base encoder's reference is scored the same way, so the criterion compares
+            like with like; the training model itself stays fp32.
         train_languages: the languages training saw, when some validation languages were held out of
             training: the metrics then include ``val.map.mo.seen`` / ``val.map.mo.unseen``.
     """
@@ -114,23 +116,25 @@ class RetrievalValidation:
         from xlir.evaluation.encode import encode_cached, encode_recorded
 
         queries, cands = self.task.queries["question"].tolist(), self.task.candidate_texts("sentence")
-        if self.precision != "fp32":
+        if self.precision == "int8":
             model = quantize_int8(model)
+        fast = bf16_autocast() if self.precision == "bf16" else contextlib.nullcontext()
         if fingerprint is not None:
             kw = dict(batch_size=self.batch_size, max_seq_length=self.max_seq_length, show_progress=False)
             fingerprint = precision_fingerprint(fingerprint, self.precision)
-            q = encode_cached(model, fingerprint, queries, "query", **kw)
-            c = encode_cached(model, fingerprint, cands, "document", **kw)
-            return q.embeddings, c.embeddings
+            with fast:
+                q = encode_cached(model, fingerprint, queries, "query", **kw)
+                c = encode_cached(model, fingerprint, cands, "document", **kw)
+            return q.embeddings.astype(np.float32, copy=False), c.embeddings.astype(np.float32, copy=False)
 
         was_training = model.training
         model.eval()
         old = model.max_seq_length
         model.max_seq_length = self.max_seq_length
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), fast:
                 out = [encode_recorded(model, texts, prompt, batch_size=self.batch_size,
-                                       max_seq_length=self.max_seq_length)[0]
+                                       max_seq_length=self.max_seq_length)[0].astype(np.float32, copy=False)
                        for texts, prompt in ((queries, "query"), (cands, "document"))]
         finally:
             model.max_seq_length = old

@@ -210,6 +210,7 @@ def train(cfg: TrainConfig, *, callbacks: list | None = None, show_progress: boo
     freeze = cfg.freeze_word_embeddings if cfg.freeze_word_embeddings is not None else device == "cpu"
     model = load_encoder(cfg.base_model, max_seq_length=cfg.max_seq_length)
     model.model_card_data.local_files_only = True  # never ask the hub while saving
+    validation_precision = _validation_precision(cfg, device, previous if resume_from is not None else None, out)
     frozen = freeze_word_embeddings(model) if freeze else 0
 
     _write_json(
@@ -224,6 +225,7 @@ def train(cfg: TrainConfig, *, callbacks: list | None = None, show_progress: boo
             "source_batch_share": dict(zip(data.train.sources, [round(float(p), 6) for p in plan.source_p])),
             "device": device,
             "torch_threads": torch.get_num_threads(),
+            "validation_precision": validation_precision,
             "frozen_parameters": frozen,
             "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "prompts": dict(model.prompts),
@@ -237,7 +239,7 @@ def train(cfg: TrainConfig, *, callbacks: list | None = None, show_progress: boo
         from xlir.training.selection import RetrievalValidation
 
         validation = RetrievalValidation.from_training_data(
-            data, max_seq_length=cfg.max_seq_length, precision=cfg.validation_precision,
+            data, max_seq_length=cfg.max_seq_length, precision=validation_precision,
             train_languages=data.train.languages if cfg.holdout_languages else None)
         if validation is None:
             raise XlirError("select=retrieval needs held-out questions, and the validation split is empty")
@@ -250,7 +252,7 @@ def train(cfg: TrainConfig, *, callbacks: list | None = None, show_progress: boo
             _write_json(out / VALIDATION_BASE_FILE, base_val)
             with open(out / LOG_FILE, "a") as f:  # step 0 of the validation curve: the base encoder
                 f.write(json.dumps({"step": 0, "time": round(time.time(), 3), **val_to_trainer_metrics(base_val)}) + "\n")
-        log.info("retrieval validation: %s; base encoder %s", validation.size, base_val)
+        log.info("retrieval validation (%s): %s; base encoder %s", validation_precision, validation.size, base_val)
 
     # 4-6. loss, arguments, trainer
     trainer, sampler_of = build_trainer(
@@ -516,6 +518,23 @@ def _save_model(model, target: Path) -> None:
 ADDED_FIELDS = {"align_weight": 0.0, "holdout_languages": None}
 """Fields added after run folders were first written, with the value a folder written before them ran
 with (not always today's default: the alignment term did not exist, so such runs had none)."""
+
+
+def _validation_precision(cfg: TrainConfig, device: str, started: dict | None, out: Path) -> str | None:
+    """The retrieval validation's precision (``auto`` resolved on this machine); a resumed run keeps the
+    one it started with, so its checkpoints and its base reference are scored alike."""
+    from xlir.models.runtime import resolve_precision
+
+    if cfg.select != "retrieval":
+        return None
+    before = (started or {}).get("validation_precision")
+    if not before:
+        return resolve_precision(cfg.validation_precision, device)
+    try:
+        return resolve_precision(before, device)
+    except XlirError as e:
+        raise XlirError(f"{out} was started with {before} validation, which this machine cannot run ({e}); resume it "
+                        "on a machine like the first, or start afresh (resume=False)") from None
 
 
 def _check_same_run(out: Path, before: dict, now: dict) -> None:

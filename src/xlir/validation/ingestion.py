@@ -406,7 +406,7 @@ def _process(entry: Path, files: list[Path], run: _Run) -> None:
     known = ledger.get(content)
     if known and not (run.retry_quarantined and known["status"] == "quarantined"):
         if known["status"] == "ingested":
-            manifest = _read_manifest(run.store / version)
+            manifest = read_manifest(run.store / version)
             if not run.announced.has(version) and not run.announcing(version) and manifest is not None:
                 # stored and recorded by a run that never announced it (a crash, a failed move)
                 _finish_ingest(entry, manifest, run.store / version, run, recovered=True, record=False)
@@ -416,7 +416,7 @@ def _process(entry: Path, files: list[Path], run: _Run) -> None:
         result.skipped.append(SkippedDuplicate(source=entry.name, version=version, status=known["status"], moved_to=str(moved)))
         return
     target = run.store / version
-    manifest = _read_manifest(target)
+    manifest = read_manifest(target)
     if manifest is not None:
         if manifest.get("content_sha256") != content:
             raise XlirError(f"{target} holds another dataset (content hash differs); version prefix collision")
@@ -439,7 +439,7 @@ def _announce_unannounced(run: _Run) -> None:
         version = item.get("version")
         if item.get("status") != "ingested" or not version or run.announced.has(version) or run.announcing(version):
             continue
-        manifest = _read_manifest(run.store / version)
+        manifest = read_manifest(run.store / version)
         if manifest is None or manifest.get("content_sha256") != item.get("hash"):
             run.result.warnings.append(f"version {version} is in the ledger as ingested, but {run.store / version} "
                                        "holds no matching dataset; not announced")
@@ -585,7 +585,7 @@ def load_ingested(store: str | Path, version: str):
     from xlir.data.schema import QADataset
 
     folder = Path(store).expanduser() / version
-    manifest = _read_manifest(folder)
+    manifest = read_manifest(folder)
     if manifest is None:
         raise XlirError(f"no ingested dataset {version} in {store}")
     return QADataset(
@@ -698,8 +698,11 @@ class Announced:
 # ---------------------------------------------------------------- file-system steps
 
 
-def _read_manifest(folder: Path) -> dict | None:
+def read_manifest(folder: str | Path) -> dict | None:
+    """The ``manifest.json`` of a stored version's ``folder`` (sources and hashes, rows, validation
+    result), or None when it is missing or unreadable: the one reader of what the ingest wrote."""
     try:
+        folder = Path(folder)
         return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
