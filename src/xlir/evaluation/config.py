@@ -45,7 +45,7 @@ class EvalConfig(BaseModel):
     batch_size: int = Field(64, ge=1, le=4096, title="Encoding batch size", description="texts per encoding batch")
     precision: Literal["fp32", "bf16", "int8"] = Field(
         "fp32", title="Precision",
-        description="fp32; or a fast path for exploration, never gated: bf16 (~2x, CPUs with AMX or AVX-512 BF16), "
+        description="fp32; or a fast path for exploration, never gated: bf16 (~2.7x, CPUs with AMX or AVX-512 BF16), "
                     "int8 (~1.3x, any CPU)"
     )
     train_languages: list[str] | None = Field(

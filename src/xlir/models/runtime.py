@@ -10,7 +10,7 @@ Precision: ``fp32`` is the model as trained and the only precision the gates dec
   bf16 on the CPU's own bf16 units (AMX or AVX-512 BF16), layer norms, softmax and the pooled output
   in fp32, weights kept fp32. Only offered where the CPU has those units (``native_bf16``); elsewhere
   bf16 is emulated and slower than fp32, and it is refused. Measured here (benchmarks/bench_precision.py,
-  docs/RESULTS.md): about 2x faster encoding at a cosine to fp32 of 0.99999.
+  docs/RESULTS.md): 2.7x faster encoding at a cosine to fp32 of 0.99999.
 - ``int8`` runs the encoder's linear layers with int8 weights (per-channel scales) and int8 activations
   quantised per batch (torch's dynamic quantisation), except the layers of ``INT8_KEEP_FP32``;
   embeddings, layer norms and softmax stay fp32. Measured here: 1.31x faster encoding, cosine to fp32
@@ -129,7 +129,7 @@ def check_precision(precision: str) -> str:
 
 
 def resolve_precision(precision: str, device: str = "cpu") -> str:
-    """The precision to run: ``auto`` is bf16 on a CPU with native bf16 units (near-exact and about 2x
+    """The precision to run: ``auto`` is bf16 on a CPU with native bf16 units (near-exact and 2.7x
     faster there: docs/RESULTS.md) and fp32 elsewhere; the others are checked (``check_precision``).
     The fast paths are CPU paths: on another device bf16 and int8 are refused, ``auto`` is fp32."""
     from xlir.errors import XlirError
@@ -158,7 +158,8 @@ def autocast_bf16(model):
     def forward_bf16(*args, **kwargs):
         with bf16_autocast():
             out = forward(*args, **kwargs)
-        return {k: v.float() if isinstance(v, torch.Tensor) and v.dtype == torch.bfloat16 else v for k, v in out.items()}
+        return {k: v.float() if isinstance(v, torch.Tensor) and v.dtype == torch.bfloat16 else v
+                for k, v in out.items()}
 
     model.forward = forward_bf16
     return model

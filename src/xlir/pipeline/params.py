@@ -39,7 +39,8 @@ TRAIN_NOT_PARAMS = {
     "select": "retrieval when ids are held out, else last",
     "select_mo_tolerance": "the gates own the Mo. tolerance",
     "merge_early_stop": "a speed setting with the same choice (tested)",
-    "validation_precision": "auto in a training run (PIPELINE_VALIDATION_PRECISION); a comparison's follows its precision param",
+    "validation_precision": "auto in a training run (PIPELINE_VALIDATION_PRECISION); a comparison's follows its "
+                            "precision param",
 }
 """``TrainConfig`` fields a pipeline run sets itself, and why (a test checks every field is in one of the two)."""
 PIPELINE_VALIDATION_PRECISION = "auto"
@@ -162,7 +163,7 @@ class CompareParams(PipelineParams):
     promote: bool = Field(False, title="Promote", description="never used: a comparison promotes nothing")
     precision: Literal["fp32", "bf16", "int8"] = Field(
         "fp32", title="Precision",
-        description="bf16 (~2x, CPUs with AMX or AVX-512 BF16) or int8 (~1.3x): fast paths for the comparison's "
+        description="bf16 (~2.7x, CPUs with AMX or AVX-512 BF16) or int8 (~1.3x): fast paths for the comparison's "
                     "evaluations and retrieval validation; labelled in the table, never used by the gates")
 
     @field_validator("alphas")

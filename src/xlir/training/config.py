@@ -139,7 +139,7 @@ class TrainConfig(BaseModel):
     validation_precision: Literal["fp32", "bf16", "int8", "auto"] = Field(
         "fp32", title="Validation precision", json_schema_extra=_MODEL_SELECTION,
         description="precision of the retrieval validation's encoding (checkpoints and the base scored alike; "
-        "training itself is always fp32): bf16 (~2x, CPUs with AMX or AVX-512 BF16; orders models as fp32 does), "
+        "training itself is always fp32): bf16 (~2.7x, CPUs with AMX or AVX-512 BF16; orders models as fp32 does), "
         "int8 (~1.3x, sweeps only), auto (bf16 where the CPU has bf16 units, else fp32)",
     )
     early_stopping_patience: int | None = Field(

@@ -62,7 +62,7 @@ class RetrievalValidation:
         max_seq_length: tokens per text when encoding (the training length).
         batch_size: texts per encoding batch.
         precision: ``fp32``; ``bf16`` (the fast path on CPUs with bf16 units: encoding under bf16
-            autocast, ~2x faster); or ``int8`` (each checkpoint scored through an int8 copy, ~1.3x
+            autocast, ~2.7x faster); or ``int8`` (each checkpoint scored through an int8 copy, ~1.3x
             faster). The base encoder's reference is scored the same way, so the criterion compares
             like with like; the training model itself stays fp32.
         train_languages: the languages training saw, when some validation languages were held out of
