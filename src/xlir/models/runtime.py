@@ -22,6 +22,8 @@ key, so their numbers are never mixed with fp32 ones, and the gates refuse them.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -101,13 +103,14 @@ def torch_threads() -> int:
     return torch.get_num_threads()
 
 
-def cpu_flags() -> set[str]:
-    """This CPU's feature flags (``/proc/cpuinfo``; empty where there is none)."""
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags (``/proc/cpuinfo``, read once per process; empty where there is none)."""
     try:
         text = open("/proc/cpuinfo", encoding="utf-8").read()
     except OSError:
-        return set()
-    return {f for line in text.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
+        return frozenset()
+    return frozenset(f for line in text.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split())
 
 
 def native_bf16() -> list[str]:
@@ -165,6 +168,20 @@ def autocast_bf16(model):
     return model
 
 
+@contextlib.contextmanager
+def bf16_forward(model):
+    """``autocast_bf16`` for the block only: a training model scored in bf16 trains on in fp32."""
+    own = vars(model).get("forward")  # an instance-level forward (another wrapper) to put back
+    autocast_bf16(model)
+    try:
+        yield model
+    finally:
+        if own is None:
+            del model.forward
+        else:
+            model.forward = own
+
+
 def precision_fingerprint(fingerprint: str, precision: str) -> str:
     """The cache identity of a model at a precision: fp32 keeps the model's own fingerprint."""
     if check_precision(precision) == "fp32":
@@ -205,6 +222,6 @@ def quantize_int8(model, *, inplace: bool = False, layers=None):
 
 __all__ = [
     "BF16_FLAGS", "PRECISIONS", "Precision", "THREADS_ENV", "autocast_bf16", "available_cores", "bf16_autocast",
-    "check_precision", "configure_threads", "cpu_flags", "native_bf16", "precision_fingerprint", "quantize_int8",
+    "bf16_forward", "check_precision", "configure_threads", "cpu_flags", "native_bf16", "precision_fingerprint", "quantize_int8",
     "resolve_precision", "set_int8_keep_fp32", "torch_threads", "wanted_threads",
 ]

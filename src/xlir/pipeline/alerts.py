@@ -70,10 +70,13 @@ def decision_alert(promoted: dict | None, *, dag_id: str = "", dag_run_id: str =
     from xlir.registry.report import COLUMNS, LOWER_IS_BETTER, format_delta
 
     labels = dict(COLUMNS)
-    deltas = [f"{labels.get(metric, name)} " + format_delta({"candidate": h["candidate"], "reference": h["champion"],
-                                                           "lower_is_better": metric in LOWER_IS_BETTER})
-              for name, h in headline.items() if h.get("delta") is not None
-              for metric in [name.split(".", 1)[1]]]  # one text for a change: the report's (digits, ▲/▼)
+    deltas = []  # each change worded as the gate report words it (digits by value, ▲/▼)
+    for name, h in headline.items():
+        if h.get("delta") is None:
+            continue
+        metric = name.split(".", 1)[1]
+        row = {"candidate": h["candidate"], "reference": h["champion"], "lower_is_better": metric in LOWER_IS_BETTER}
+        deltas.append(f"{labels.get(metric, name)} {format_delta(row)}")
     text = what + (": " + ", ".join(deltas) if deltas else "") + "".join(
         f" | {k}: {v}" for k, v in (("MLflow", links["mlflow_version"] or links["mlflow_run"]),
                                     ("Airflow", links["airflow_run"])) if v)

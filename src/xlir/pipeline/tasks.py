@@ -264,7 +264,6 @@ def _named_dataset_holding(version: str, specs: list[str]) -> str | None:
     """The named training dataset whose pinned files are exactly the ingested version's files (so
     landing a copy of MLQA-R does not train on it twice), else None."""
     from xlir.data.registry import files_for
-
     from xlir.validation.ingestion import read_manifest
 
     manifest = read_manifest(Path(ingested_questions_path(version)).parent) or {}

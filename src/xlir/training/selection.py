@@ -29,7 +29,7 @@ import pandas as pd
 
 from xlir.errors import XlirError
 from xlir.training.data import TEST_DATASETS, is_test_source
-from xlir.models.runtime import bf16_autocast, check_precision, precision_fingerprint, quantize_int8
+from xlir.models.runtime import bf16_forward, check_precision, precision_fingerprint, quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +118,14 @@ class RetrievalValidation:
         queries, cands = self.task.queries["question"].tolist(), self.task.candidate_texts("sentence")
         if self.precision == "int8":
             model = quantize_int8(model)
-        fast = bf16_autocast() if self.precision == "bf16" else contextlib.nullcontext()
+        fast = bf16_forward(model) if self.precision == "bf16" else contextlib.nullcontext()
         if fingerprint is not None:
             kw = dict(batch_size=self.batch_size, max_seq_length=self.max_seq_length, show_progress=False)
             fingerprint = precision_fingerprint(fingerprint, self.precision)
             with fast:
                 q = encode_cached(model, fingerprint, queries, "query", **kw)
                 c = encode_cached(model, fingerprint, cands, "document", **kw)
-            return q.embeddings.astype(np.float32, copy=False), c.embeddings.astype(np.float32, copy=False)
+            return q.embeddings, c.embeddings
 
         was_training = model.training
         model.eval()
@@ -134,7 +134,7 @@ class RetrievalValidation:
         try:
             with torch.inference_mode(), fast:
                 out = [encode_recorded(model, texts, prompt, batch_size=self.batch_size,
-                                       max_seq_length=self.max_seq_length)[0].astype(np.float32, copy=False)
+                                       max_seq_length=self.max_seq_length)[0]
                        for texts, prompt in ((queries, "query"), (cands, "document"))]
         finally:
             model.max_seq_length = old
