@@ -62,6 +62,21 @@ ARMS = {  # name -> overrides of BASE
     # count, so its first 200 steps are those of the 300-step run: the same run, stopped earlier.
     "long-align1-200steps": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=200, align_weight=1.0,
                                  checkpoint_every=50, early_stopping_patience=2),
+    # the optimiser's step size and the batch, under the alignment term (not in the list: the two knobs
+    # that set how far a CPU-minute of training goes); batch 64 is compared at equal compute (its step 10)
+    **{f"align1-s50-20steps-{tag}": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=20, align_weight=1.0,
+                                         **extra)
+       for tag, extra in (("lr6e-5", {"lr": 6e-5}), ("lr1e-4", {"lr": 1e-4}), ("lr2e-4", {"lr": 2e-4}),
+                          ("b64", {"batch_size": 64}),
+                          ("lr1e-4-bf16train", {"lr": 1e-4, "train_precision": "bf16"}))},  # validated in bf16 too
+    **{f"align1-s50-20steps-lr1e-4-seed{seed}": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=20,
+                                                     align_weight=1.0, lr=1e-4, seed=seed) for seed in (1, 2)},
+    "align1-s100-20steps": dict(lr_schedule="constant", warmup_ratio=0.0, scale=100.0, steps=20, align_weight=1.0),
+    # the long CPU recipe, second round: what the 20-step arms above chose on validation (lr 1e-4; scale 50 and batch
+    # 32 kept; bf16 training, which matched fp32 there at 1.33x the speed), up to 1000 steps, validated every 50 and
+    # stopped after four validations without improvement
+    "long-align1-lr1e-4-bf16": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=1000, align_weight=1.0,
+                                    lr=1e-4, train_precision="bf16", checkpoint_every=50, early_stopping_patience=4),
     # probes: hi and vi left out of training, validated as unseen languages, every merge weight scored
     **{f"probe-hivi{tag}": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=20, merge_early_stop=False,
                                 merge_grid=[0.5, 0.6, 0.7, 0.85, 1.0], holdout_languages=["hi", "vi"], **extra)

@@ -18,7 +18,7 @@ def test_defaults_follow_the_method():
     # the recipe the MLQA-R validation chose (docs/RESULTS.md, recipe ablation)
     assert (cfg.scale, cfg.lr_schedule, cfg.warmup_ratio) == (50.0, "constant", 0.0)
     assert (cfg.select, cfg.merge_with_base, cfg.validation_fraction) == ("retrieval", "auto", 0.1)
-    assert (cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.max_seq_length) == (3e-5, 0.01, 32, 128)
+    assert (cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.max_seq_length) == (1e-4, 0.01, 32, 128)
     assert cfg.freeze_word_embeddings is None and cfg.mini_batch_size is None
     assert all(f.description for f in TrainConfig.model_fields.values())
 
@@ -47,6 +47,11 @@ def test_rules_across_options():
     with pytest.raises(ValidationError, match="multiple of"):
         TrainConfig(early_stopping_patience=2, checkpoint_every=50, eval_every=20)
     assert TrainConfig(early_stopping_patience=2, checkpoint_every=40, eval_every=20).validation_every == 20
+    # bf16 training runs the training model's forward under autocast: its validation is bf16 too, never labelled fp32
+    assert TrainConfig(train_precision="bf16").validation_precision == "bf16"
+    assert TrainConfig(train_precision="bf16", validation_precision="auto").validation_precision == "auto"
+    with pytest.raises(ValidationError, match="its validation cannot be fp32"):
+        TrainConfig(train_precision="bf16", validation_precision="fp32")
 
 
 def test_run_id_depends_on_hyperparameters_not_bookkeeping():
@@ -80,5 +85,6 @@ def test_cli_reports_invalid_values_as_xlir_errors():
 def test_cli_help_mirrors_the_config():
     out = CliRunner().invoke(cli(), ["train", "--help"], terminal_width=200).output
     for option in ("--base-model", "--train-datasets", "--strategy", "--alpha", "--steps", "--batch-size", "--lr",
-                   "--weight-decay", "--max-seq-length", "--seed", "--output", "--mini-batch-size", "--resume"):
+                   "--weight-decay", "--max-seq-length", "--seed", "--output", "--mini-batch-size", "--resume",
+                   "--train-precision"):
         assert option in out

@@ -5,9 +5,11 @@ import math
 
 import pytest
 import torch
+from transformers import TrainerCallback
 
 from xlir.errors import XlirError
 from xlir.models import load_encoder
+from xlir.models.runtime import native_bf16
 from xlir.training import TrainConfig, train
 
 from tiny_training import Kill, one_thread, write_parallel_qa  # noqa: F401 - one_thread is an autouse fixture
@@ -68,7 +70,7 @@ def test_tiny_run_writes_a_loadable_model_with_prompts_and_logs(data_file, tmp_p
 
     again = train(config(data_file, tmp_path / "run"), show_progress=False)
     assert again == result, "a finished run returns its saved result"
-    with pytest.raises(XlirError, match=r"other settings \(lr: 3e-05 -> 0.001\)"):
+    with pytest.raises(XlirError, match=r"other settings \(lr: 0.0001 -> 0.001\)"):
         train(config(data_file, tmp_path / "run", lr=1e-3), show_progress=False)
 
 
@@ -160,3 +162,46 @@ def test_a_folder_written_before_the_alignment_term_counts_as_trained_without_it
     assert train(config(data_file, out, steps=2, align_weight=0.0), show_progress=False).steps == 2
     with pytest.raises(XlirError, match=r"align_weight: 0.0 -> 1.0"):
         train(config(data_file, out, steps=2), show_progress=False)  # today's default is not what it ran with
+
+
+class _LinearDtypes(TrainerCallback):
+    """Records the output dtypes of the training model's linear layers during the training steps."""
+
+    def __init__(self):
+        self.seen: set = set()
+        self.hooks = []
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        if not self.hooks:
+            self.hooks = [m.register_forward_hook(lambda _m, _i, out: self.seen.add(out.dtype))
+                          for m in model.modules() if isinstance(m, torch.nn.Linear)]
+
+    def on_train_end(self, args, state, control, **kwargs):
+        for h in self.hooks:
+            h.remove()
+
+
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bf16 units (AMX or AVX-512 BF16)")
+def test_bf16_training_runs_the_forward_in_bf16_and_keeps_fp32_weights(data_file, tmp_path):
+    dtypes = _LinearDtypes()
+    result = train(config(data_file, tmp_path / "b", steps=2, train_precision="bf16", select="retrieval",
+                          merge_grid=[0.5, 1.0], merge_early_stop=False), callbacks=[dtypes], show_progress=False)
+    assert dtypes.seen == {torch.bfloat16}, "every training forward's matrix products ran under bf16 autocast"
+    assert math.isfinite(result.final_loss)
+    assert {v.dtype for v in weights(result.model_dir).values() if v.is_floating_point()} == {torch.float32}
+    saved = json.loads((tmp_path / "b" / "train_config.json").read_text())
+    assert saved["hyperparameters"]["train_precision"] == "bf16" and saved["validation_precision"] == "bf16"
+    assert result.selected_step == 2 and result.merge_lambda in (0.5, 1.0)
+
+    fp32 = _LinearDtypes()
+    train(config(data_file, tmp_path / "f", steps=1), callbacks=[fp32], show_progress=False)
+    assert fp32.seen == {torch.float32}
+
+
+def test_bf16_training_is_refused_on_a_cpu_without_bf16_units(data_file, tmp_path, monkeypatch):
+    from xlir.models import runtime
+
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2"})
+    with pytest.raises(XlirError, match="needs a CPU with native bf16 units"):
+        train(config(data_file, tmp_path / "n", steps=1, train_precision="bf16"), show_progress=False)
+    assert not (tmp_path / "n" / "model").exists()

@@ -26,7 +26,7 @@ TRAIN_PARAMS = (
     "base_model", "max_seq_length", "freeze_word_embeddings",
     "train_datasets", "languages", "holdout_languages", "validation_fraction",
     "strategy", "alpha", "batch_size", "mini_batch_size", "length_groups", "steps", "lr", "weight_decay",
-    "lr_schedule", "warmup_ratio", "scale", "align_weight", "seed", "checkpoint_every",
+    "lr_schedule", "warmup_ratio", "scale", "align_weight", "train_precision", "seed", "checkpoint_every",
     "merge_with_base", "merge_grid", "merge_tolerance", "early_stopping_patience",
 )
 """``TrainConfig`` fields a pipeline run exposes, with TrainConfig's type, bounds, title and description."""

@@ -211,6 +211,10 @@ def train(cfg: TrainConfig, *, callbacks: list | None = None, show_progress: boo
     model = load_encoder(cfg.base_model, max_seq_length=cfg.max_seq_length)
     model.model_card_data.local_files_only = True  # never ask the hub while saving
     validation_precision = _validation_precision(cfg, device, previous if resume_from is not None else None, out)
+    if cfg.train_precision == "bf16" and device == "cpu":
+        from xlir.models.runtime import check_precision
+
+        check_precision("bf16")  # emulated bf16 would be slower than fp32: refused with the reason
     frozen = freeze_word_embeddings(model) if freeze else 0
 
     _write_json(
@@ -402,6 +406,10 @@ def build_trainer(
             import copy
 
             teacher = copy.deepcopy(model)
+            if cfg.train_precision == "bf16" and device == "cpu":  # its targets as the student's forward: bf16
+                from xlir.models.runtime import autocast_bf16
+
+                teacher = autocast_bf16(teacher)
         loss = LengthGroupedMNRLoss(model, scale=cfg.scale, groups=cfg.length_groups, teacher=teacher,
                                     align_weight=cfg.align_weight)
     else:
@@ -439,7 +447,7 @@ def build_trainer(
     cuda = device == "cuda"
     import torch
 
-    bf16 = cuda and torch.cuda.is_bf16_supported()
+    bf16 = torch.cuda.is_bf16_supported() if cuda else cfg.train_precision == "bf16"
     validating = val_ds is not None or evaluator is not None
     select = {"retrieval": "eval_retrieval_criterion", "loss": "eval_loss"}.get(cfg.select) if validating else None
     early = cfg.early_stopping_patience is not None and select is not None
@@ -515,7 +523,7 @@ def _save_model(model, target: Path) -> None:
     tmp.rename(target)
 
 
-ADDED_FIELDS = {"align_weight": 0.0, "holdout_languages": None}
+ADDED_FIELDS = {"align_weight": 0.0, "holdout_languages": None, "train_precision": "fp32"}
 """Fields added after run folders were first written, with the value a folder written before them ran
 with (not always today's default: the alignment term did not exist, so such runs had none)."""
 
