@@ -6,6 +6,7 @@ from pydantic import ValidationError
 from xlir.pipeline import CompareParams, PipelineParams, param_schema, parse_params
 from xlir.pipeline import links
 from xlir.pipeline.tasks import IngestFailed, check_ingest, compare_variants, run_dir, variant_name
+from xlir.training import TrainConfig
 
 
 def test_param_schema_has_a_default_title_and_description_for_every_field():
@@ -177,6 +178,8 @@ def test_a_dag_run_can_set_every_training_knob_and_the_form_groups_them_in_secti
     assert (cfg.weight_decay, cfg.scale, cfg.warmup_ratio, cfg.mini_batch_size, cfg.length_groups) == (0.05, 20, 0.1, 8, 4)
     assert cfg.merge_with_base == 0.7 and cfg.languages == ["en", "de"]
     assert PipelineParams(validation_fraction=0).train_config().merge_with_base == "none"
+    # the learning rate goes with the budget: 1e-4 for the pipeline's 20 steps, 3e-5 for `xlir train`'s 100
+    assert (PipelineParams().train_config().lr, TrainConfig().lr) == (1e-4, 3e-5)
     with pytest.raises(ValidationError, match="mini_batch_size"):  # TrainConfig's cross-field rules, at trigger time
         PipelineParams(align_weight=2.0, mini_batch_size=8)
     assert PipelineParams(mini_batch_size=8).train_config().align_weight == 0.0  # GradCache: no alignment term

@@ -18,7 +18,7 @@ def test_defaults_follow_the_method():
     # the recipe the MLQA-R validation chose (docs/RESULTS.md, recipe ablation)
     assert (cfg.scale, cfg.lr_schedule, cfg.warmup_ratio) == (50.0, "constant", 0.0)
     assert (cfg.select, cfg.merge_with_base, cfg.validation_fraction) == ("retrieval", "auto", 0.1)
-    assert (cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.max_seq_length) == (1e-4, 0.01, 32, 128)
+    assert (cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.max_seq_length) == (3e-5, 0.01, 32, 128)
     assert cfg.freeze_word_embeddings is None and cfg.mini_batch_size is None
     assert all(f.description for f in TrainConfig.model_fields.values())
 

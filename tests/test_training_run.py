@@ -70,7 +70,7 @@ def test_tiny_run_writes_a_loadable_model_with_prompts_and_logs(data_file, tmp_p
 
     again = train(config(data_file, tmp_path / "run"), show_progress=False)
     assert again == result, "a finished run returns its saved result"
-    with pytest.raises(XlirError, match=r"other settings \(lr: 0.0001 -> 0.001\)"):
+    with pytest.raises(XlirError, match=r"other settings \(lr: 3e-05 -> 0.001\)"):
         train(config(data_file, tmp_path / "run", lr=1e-3), show_progress=False)
 
 
