@@ -66,7 +66,7 @@ ARMS = {  # name -> overrides of BASE
     # that set how far a CPU-minute of training goes); batch 64 is compared at equal compute (its step 10)
     **{f"align1-s50-20steps-{tag}": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=20, align_weight=1.0,
                                          **extra)
-       for tag, extra in (("lr6e-5", {"lr": 6e-5}), ("lr1e-4", {"lr": 1e-4}), ("lr2e-4", {"lr": 2e-4}),
+       for tag, extra in (("lr1e-4", {"lr": 1e-4}), ("lr2e-4", {"lr": 2e-4}),
                           ("b64", {"batch_size": 64}),
                           ("lr1e-4-bf16train", {"lr": 1e-4, "train_precision": "bf16"}))},  # validated in bf16 too
     # the alignment term's weight at lr 1e-4 (bf16 training: compared with lr1e-4-bf16train, weight 1)
