@@ -38,6 +38,11 @@ BASE = dict(
     keep_checkpoints=1, select="retrieval", merge_with_base="auto", merge_grid=[0.5, 0.7, 0.85, 1.0], seed=0,
     steps=30, align_weight=0.0,  # the ablation's base has no alignment term (its default since this ablation)
 )
+ALIGN1_20 = dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=20, align_weight=1.0)
+"""The `make run` recipe before the second round (``align1-s50-20steps``): what its arms change one knob of."""
+LONG_BF16 = dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, train_precision="bf16", checkpoint_every=50,
+                 early_stopping_patience=4)
+"""The second round's long runs: bf16 training, validated every 50 steps, stopped after four without improvement."""
 ARMS = {  # name -> overrides of BASE
     "today": dict(lr_schedule="linear", warmup_ratio=0.1, scale=20.0),
     "const-s20": dict(lr_schedule="constant", warmup_ratio=0.0, scale=20.0),
@@ -64,36 +69,29 @@ ARMS = {  # name -> overrides of BASE
                                  checkpoint_every=50, early_stopping_patience=2),
     # the optimiser's step size and the batch, under the alignment term (not in the issue's list: the two knobs
     # that set how far a CPU-minute of training goes); batch 64 is compared at equal compute (its step 10)
-    **{f"align1-s50-20steps-{tag}": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=20, align_weight=1.0,
-                                         **extra)
-       for tag, extra in (("lr1e-4", {"lr": 1e-4}), ("lr2e-4", {"lr": 2e-4}),
-                          ("b64", {"batch_size": 64}),
+    **{f"align1-s50-20steps-{tag}": {**ALIGN1_20, **extra}
+       for tag, extra in (("lr1e-4", {"lr": 1e-4}), ("lr2e-4", {"lr": 2e-4}), ("b64", {"batch_size": 64}),
                           ("lr1e-4-bf16train", {"lr": 1e-4, "train_precision": "bf16"}))},  # validated in bf16 too
+    **{f"align1-s50-20steps-lr1e-4-seed{seed}": {**ALIGN1_20, "lr": 1e-4, "seed": seed} for seed in (1, 2)},
     # the alignment term's weight at lr 1e-4 (bf16 training: compared with lr1e-4-bf16train, weight 1)
-    **{f"align{w:g}-s50-20steps-lr1e-4-bf16train": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=20,
-                                                         align_weight=float(w), lr=1e-4, train_precision="bf16")
-       for w in (3, 10)},
+    **{f"align{w:g}-s50-20steps-lr1e-4-bf16train": {**ALIGN1_20, "align_weight": float(w), "lr": 1e-4,
+                                                     "train_precision": "bf16"} for w in (3, 10)},
     # weight 10 under the default recipe (fp32 training), seeds 0-2: against align1-s50-20steps-lr1e-4[-seedN]
-    **{f"align10-s50-20steps-lr1e-4{'' if seed == 0 else f'-seed{seed}'}": dict(
-        lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=20, align_weight=10.0, lr=1e-4, seed=seed)
+    **{f"align10-s50-20steps-lr1e-4{'' if seed == 0 else f'-seed{seed}'}": {**ALIGN1_20, "align_weight": 10.0,
+                                                                             "lr": 1e-4, "seed": seed}
        for seed in (0, 1, 2)},
-    **{f"align1-s50-20steps-lr1e-4-seed{seed}": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=20,
-                                                     align_weight=1.0, lr=1e-4, seed=seed) for seed in (1, 2)},
-    "align1-s100-20steps": dict(lr_schedule="constant", warmup_ratio=0.0, scale=100.0, steps=20, align_weight=1.0),
+    "align1-s100-20steps": {**ALIGN1_20, "scale": 100.0},
     # the long CPU recipe, second round: what the 20-step arms above chose on validation (lr 1e-4; scale 50 and batch
     # 32 kept; bf16 training, which matched fp32 there at 1.33x the speed), up to 1000 steps, validated every 50 and
     # stopped after four validations without improvement. Stopped by hand after step 150 (below the 3e-5 long arm at
     # every validation, drifting: Mo. down, rank distance up); its log is results/long-align1-lr1e-4-bf16.stopped.*
-    "long-align1-lr1e-4-bf16": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=1000, align_weight=1.0,
-                                    lr=1e-4, train_precision="bf16", checkpoint_every=50, early_stopping_patience=4),
+    "long-align1-lr1e-4-bf16": {**LONG_BF16, "steps": 1000, "align_weight": 1.0, "lr": 1e-4},
     # the same with the alignment weight the 20-step arms chose (10: less drift from the base), up to 600 steps.
     # Stopped by hand after step 100 (0.679, 0.676: below the 3e-5 long arm again, Mo. falling to 0.801); its log is
     # results/long-align10-lr1e-4-bf16.stopped.*. lr 1e-4 wins 20-step runs (after the merge) and loses long ones.
-    "long-align10-lr1e-4-bf16": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=600, align_weight=10.0,
-                                     lr=1e-4, train_precision="bf16", checkpoint_every=50, early_stopping_patience=4),
+    "long-align10-lr1e-4-bf16": {**LONG_BF16, "steps": 600, "align_weight": 10.0, "lr": 1e-4},
     # so the long recipe keeps the 3e-5 of the first long arm, with alignment weight 10 and bf16 training, 400 steps
-    "long-align10-lr3e-5-bf16": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=400, align_weight=10.0,
-                                     lr=3e-5, train_precision="bf16", checkpoint_every=50, early_stopping_patience=4),
+    "long-align10-lr3e-5-bf16": {**LONG_BF16, "steps": 400, "align_weight": 10.0, "lr": 3e-5},
     # probes: hi and vi left out of training, validated as unseen languages, every merge weight scored
     **{f"probe-hivi{tag}": dict(lr_schedule="constant", warmup_ratio=0.0, scale=50.0, steps=20, merge_early_stop=False,
                                 merge_grid=[0.5, 0.6, 0.7, 0.85, 1.0], holdout_languages=["hi", "vi"], **extra)

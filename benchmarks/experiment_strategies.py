@@ -33,13 +33,14 @@ from xlir.pipeline.params import PIPELINE_TRAIN_DEFAULTS
 from xlir.training import TrainConfig, train
 
 RESULTS = Path(__file__).with_name("results")
+PIPELINE_RECIPE = {k: v for k, v in PIPELINE_TRAIN_DEFAULTS.items() if k != "steps"}  # steps: --steps
 RECIPES = {
     "strategies-2026-11": dict(lr_schedule="linear", warmup_ratio=0.1, scale=20.0, validation_fraction=0.05,
                                select="last", merge_with_base="none"),
     # the default `make run` recipe: TrainConfig's defaults with the pipeline's checkpoints (validation at each)
-    "default": {k: v for k, v in PIPELINE_TRAIN_DEFAULTS.items() if k != "steps"},
+    "default": PIPELINE_RECIPE,
     # the same before the second recipe round raised the learning rate (results/strategies_default.json)
-    "default-lr3e-5": {**{k: v for k, v in PIPELINE_TRAIN_DEFAULTS.items() if k != "steps"}, "lr": 3e-5},
+    "default-lr3e-5": {**PIPELINE_RECIPE, "lr": 3e-5},
 }
 PAPER = [  # arXiv 2408.10536 Table 1, XQuAD-R mAP and rank distance (XLM-R / LaBSE, batch 100, GPU)
     ("paper XLM-R X-X-mono", 0.792, 0.674, 0.547, 410.2),

@@ -395,6 +395,9 @@ def build_trainer(
 
     from xlir.training.samplers import BatchSamplerFactory, HybridBatchSampler
 
+    cuda = device == "cuda"
+    cpu_bf16 = not cuda and cfg.train_precision == "bf16"  # the forward under bf16 autocast (accelerate)
+
     # 4. loss
     if cfg.mini_batch_size:
         loss = CachedMultipleNegativesRankingLoss(model, scale=cfg.scale, mini_batch_size=cfg.mini_batch_size)
@@ -406,7 +409,7 @@ def build_trainer(
             import copy
 
             teacher = copy.deepcopy(model)
-            if cfg.train_precision == "bf16" and device == "cpu":  # its targets as the student's forward: bf16
+            if cpu_bf16:  # its targets as the student's forward: bf16
                 from xlir.models.runtime import autocast_bf16
 
                 teacher = autocast_bf16(teacher)
@@ -444,10 +447,9 @@ def build_trainer(
     # 5. arguments
     query = model.prompts.get("query", "query: ")
     document = model.prompts.get("document", "passage: ")
-    cuda = device == "cuda"
     import torch
 
-    bf16 = torch.cuda.is_bf16_supported() if cuda else cfg.train_precision == "bf16"
+    bf16 = torch.cuda.is_bf16_supported() if cuda else cpu_bf16
     validating = val_ds is not None or evaluator is not None
     select = {"retrieval": "eval_retrieval_criterion", "loss": "eval_loss"}.get(cfg.select) if validating else None
     early = cfg.early_stopping_patience is not None and select is not None
